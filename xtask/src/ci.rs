@@ -1,0 +1,25 @@
+//! `cargo xtask test`: what CI runs (`.ci/run`), and what a developer runs before pushing.
+
+use anyhow::Result;
+
+use crate::{setup, util};
+
+pub fn run(cargo_args: &[String]) -> Result<()> {
+    let started = std::time::Instant::now();
+    setup::run()?;
+    eprintln!("==> cargo fmt --check");
+    util::run(util::cargo().args(["fmt", "--all", "--check"]))?;
+    eprintln!("==> cargo clippy");
+    util::run(util::cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    eprintln!("==> cargo test");
+    util::run(util::cargo().args(["test", "--workspace"]).args(cargo_args))?;
+    eprintln!("==> all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}

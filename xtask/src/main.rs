@@ -1,0 +1,60 @@
+//! `cargo xtask …`: the project's scripts, in Rust (rust-analyzer's xtask pattern).
+//!
+//! Every command that needs the environment runs `setup` first, which is quick when
+//! nothing is missing, so each command works on a fresh machine as written in README.
+
+mod check_config;
+mod ci;
+mod setup;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "vqtok project automation",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install Debian packages, the Python venv, LPIPS weights and sample videos (idempotent).
+    #[command(after_help = "Example:\n  cargo xtask setup")]
+    Setup,
+    /// Setup, then rustfmt --check, clippy -D warnings, and every test (what CI runs).
+    #[command(after_help = "Examples:\n  cargo xtask test\n  cargo xtask test -- -p vqtok-config")]
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Validate param.json files: one summary line each, exit 2 on the first invalid one.
+    #[command(after_help = "Example:\n  cargo xtask check-config configs/*.json")]
+    CheckConfig {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::run(),
+        Command::Test { cargo_args } => ci::run(&cargo_args),
+        Command::CheckConfig { files } => check_config::run(&files),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(util::exit_code(&e))
+        }
+    }
+}
