@@ -19,7 +19,10 @@ pub enum CheckpointError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 const PREFIX: &str = "step_";
@@ -43,7 +46,10 @@ impl CheckpointStore {
                 fs::remove_dir_all(&path).map_err(io_err(&path))?;
             }
         }
-        Ok(CheckpointStore { dir, keep: keep.max(1) })
+        Ok(CheckpointStore {
+            dir,
+            keep: keep.max(1),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -58,12 +64,16 @@ impl CheckpointStore {
         write: impl FnOnce(&Path) -> Result<(), CheckpointError>,
     ) -> Result<PathBuf, CheckpointError> {
         let name = step_name(step);
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{name}-{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!("{TMP_PREFIX}{name}-{}", std::process::id()));
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         write(&tmp)?;
         for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
             let path = entry.path();
-            fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&path))?;
         }
         sync_dir(&tmp)?;
         let dst = self.dir.join(&name);
@@ -130,7 +140,11 @@ impl CheckpointStore {
     fn prune(&self) -> Result<(), CheckpointError> {
         let protected: Vec<PathBuf> = ["latest", "best"]
             .iter()
-            .filter_map(|l| fs::read_link(self.dir.join(l)).ok().map(|t| self.dir.join(t)))
+            .filter_map(|l| {
+                fs::read_link(self.dir.join(l))
+                    .ok()
+                    .map(|t| self.dir.join(t))
+            })
             .collect();
         let all = self.list();
         let excess = all.len().saturating_sub(self.keep);
@@ -170,7 +184,9 @@ pub fn resolve(path: &Path) -> Result<PathBuf, CheckpointError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 #[cfg(test)]
@@ -200,10 +216,16 @@ mod tests {
         }
         let steps: Vec<u64> = store.list().into_iter().map(|(s, _)| s).collect();
         assert_eq!(steps, vec![200, 300, 400], "last two plus best");
-        assert_eq!(store.latest().unwrap(), run.join("checkpoints/step_0000400"));
+        assert_eq!(
+            store.latest().unwrap(),
+            run.join("checkpoints/step_0000400")
+        );
         assert_eq!(store.best_metric(), Some(0.5));
         assert_eq!(resolve(&run).unwrap(), run.join("checkpoints/step_0000400"));
-        assert_eq!(resolve(&run.join("checkpoints/step_0000300")).unwrap(), run.join("checkpoints/step_0000300"));
+        assert_eq!(
+            resolve(&run.join("checkpoints/step_0000300")).unwrap(),
+            run.join("checkpoints/step_0000300")
+        );
         assert!(resolve(&run.join("nothing")).is_err());
         fs::remove_dir_all(&run).unwrap();
     }
@@ -215,9 +237,18 @@ mod tests {
         store.save(10, |d| write_state(d, 10)).unwrap();
         let err = store.save(20, |_| Err(CheckpointError::Invalid("disk on fire".into())));
         assert!(err.is_err());
-        assert_eq!(store.latest().unwrap(), run.join("checkpoints/step_0000010"));
+        assert_eq!(
+            store.latest().unwrap(),
+            run.join("checkpoints/step_0000010")
+        );
         // The half-written folder is what a kill -9 would leave; reopening removes it.
-        let leftovers = || fs::read_dir(run.join("checkpoints")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX)).count();
+        let leftovers = || {
+            fs::read_dir(run.join("checkpoints"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+                .count()
+        };
         assert_eq!(leftovers(), 1);
         CheckpointStore::open(&run, 3).unwrap();
         assert_eq!(leftovers(), 0);

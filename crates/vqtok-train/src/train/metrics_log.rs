@@ -27,7 +27,10 @@ impl MetricsLog {
                 })
                 .collect();
             let tmp = run_dir.join("metrics.jsonl.tmp");
-            std::fs::write(&tmp, kept.iter().map(|l| format!("{l}\n")).collect::<String>())?;
+            std::fs::write(
+                &tmp,
+                kept.iter().map(|l| format!("{l}\n")).collect::<String>(),
+            )?;
             std::fs::rename(&tmp, &path)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
@@ -35,14 +38,21 @@ impl MetricsLog {
     }
 
     /// Appends one line `{"step": step, "time": unix_seconds, key: value, …}`.
-    pub fn write<'a>(&mut self, step: u64, values: impl IntoIterator<Item = (&'a str, f64)>) -> io::Result<()> {
+    pub fn write<'a>(
+        &mut self,
+        step: u64,
+        values: impl IntoIterator<Item = (&'a str, f64)>,
+    ) -> io::Result<()> {
         let mut obj = serde_json::Map::new();
         obj.insert("step".into(), step.into());
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         obj.insert("time".into(), now.into());
         for (k, v) in values {
             // JSON has no NaN/Inf: write them as null rather than corrupting the line.
-            let value = serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number);
+            let value = serde_json::Number::from_f64(v)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number);
             obj.insert(k.to_string(), value);
         }
         writeln!(self.file, "{}", serde_json::Value::Object(obj))?;
@@ -60,13 +70,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut log = MetricsLog::open(&dir, None).unwrap();
         for step in [10, 20, 30] {
-            log.write(step, [("train/total_loss", step as f64), ("bad", f64::NAN)]).unwrap();
+            log.write(step, [("train/total_loss", step as f64), ("bad", f64::NAN)])
+                .unwrap();
         }
         drop(log);
         let mut log = MetricsLog::open(&dir, Some(20)).unwrap();
         log.write(30, [("train/total_loss", 3.0)]).unwrap();
         let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         let steps: Vec<u64> = lines.iter().map(|v| v["step"].as_u64().unwrap()).collect();
         assert_eq!(steps, vec![10, 20, 30]);
         assert_eq!(lines[2]["train/total_loss"], 3.0);

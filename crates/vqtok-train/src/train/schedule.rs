@@ -16,12 +16,18 @@ pub struct LrSchedule {
 
 impl LrSchedule {
     pub fn new(train: &TrainArgs) -> Self {
-        LrSchedule { base: train.lr, decay: train.lr_decay.clone(), num_steps: train.num_steps }
+        LrSchedule {
+            base: train.lr,
+            decay: train.lr_decay.clone(),
+            num_steps: train.num_steps,
+        }
     }
 
     /// The learning rate used for the update of (0-based) `step`.
     pub fn lr_at(&self, step: u64) -> f64 {
-        let Some(d) = &self.decay else { return self.base };
+        let Some(d) = &self.decay else {
+            return self.base;
+        };
         if step < d.warmup_steps {
             return self.base * (step + 1) as f64 / d.warmup_steps as f64;
         }
@@ -35,7 +41,8 @@ impl LrSchedule {
             LrDecayKind::Cosine => {
                 let span = self.num_steps.saturating_sub(d.warmup_steps).max(1) as f64;
                 let progress = (t as f64 / span).min(1.0);
-                d.min_lr + 0.5 * (self.base - d.min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
+                d.min_lr
+                    + 0.5 * (self.base - d.min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
             }
         }
     }
@@ -51,21 +58,30 @@ mod tests {
     use super::*;
 
     fn schedule(decay: serde_json::Value) -> LrSchedule {
-        let mut t = TrainArgs { lr: 1.0, num_steps: 110, ..TrainArgs::default() };
+        let mut t = TrainArgs {
+            lr: 1.0,
+            num_steps: 110,
+            ..TrainArgs::default()
+        };
         t.lr_decay = Some(serde_json::from_value(decay).unwrap());
         LrSchedule::new(&t)
     }
 
     #[test]
     fn constant_without_decay() {
-        let s = LrSchedule::new(&TrainArgs { lr: 3e-4, ..TrainArgs::default() });
+        let s = LrSchedule::new(&TrainArgs {
+            lr: 3e-4,
+            ..TrainArgs::default()
+        });
         assert_eq!(s.lr_at(0), 3e-4);
         assert_eq!(s.lr_at(1_000_000), 3e-4);
     }
 
     #[test]
     fn warmup_then_step_decay() {
-        let s = schedule(serde_json::json!({"type": "step", "warmup_steps": 10, "step_size": 20, "gamma": 0.5}));
+        let s = schedule(
+            serde_json::json!({"type": "step", "warmup_steps": 10, "step_size": 20, "gamma": 0.5}),
+        );
         assert_eq!(s.lr_at(0), 0.1);
         assert_eq!(s.lr_at(9), 1.0);
         assert_eq!(s.lr_at(10), 1.0);
@@ -84,8 +100,14 @@ mod tests {
     fn cosine_reaches_min_lr_at_the_end() {
         let s = schedule(serde_json::json!({"type": "cosine", "warmup_steps": 10, "min_lr": 0.1}));
         assert_eq!(s.lr_at(10), 1.0);
-        assert!((s.lr_at(60) - 0.55).abs() < 1e-12, "half-way is the mean of base and min");
+        assert!(
+            (s.lr_at(60) - 0.55).abs() < 1e-12,
+            "half-way is the mean of base and min"
+        );
         assert!((s.lr_at(110) - 0.1).abs() < 1e-12);
-        assert!((s.lr_at(500) - 0.1).abs() < 1e-12, "stays at the floor past num_steps");
+        assert!(
+            (s.lr_at(500) - 0.1).abs() < 1e-12,
+            "stays at the floor past num_steps"
+        );
     }
 }

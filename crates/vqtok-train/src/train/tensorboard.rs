@@ -75,12 +75,20 @@ impl EventWriter {
     /// Creates a new event file in `dir` (created if missing).
     pub fn create(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
-        let path = dir.join(format!("events.out.tfevents.{secs}.{host}.{}", std::process::id()));
-        let mut w = EventWriter { out: BufWriter::new(File::create(&path)?), path };
+        let path = dir.join(format!(
+            "events.out.tfevents.{secs}.{host}.{}",
+            std::process::id()
+        ));
+        let mut w = EventWriter {
+            out: BufWriter::new(File::create(&path)?),
+            path,
+        };
         w.write_event(0, EventKind::FileVersion("brain.Event:2".into()))?;
         w.flush()?;
         Ok(w)
@@ -91,16 +99,30 @@ impl EventWriter {
     }
 
     /// Scalars for one step, in one event.
-    pub fn scalars<'a>(&mut self, step: u64, values: impl IntoIterator<Item = (&'a str, f64)>) -> std::io::Result<()> {
+    pub fn scalars<'a>(
+        &mut self,
+        step: u64,
+        values: impl IntoIterator<Item = (&'a str, f64)>,
+    ) -> std::io::Result<()> {
         let value = values
             .into_iter()
-            .map(|(tag, v)| SummaryValue { tag: tag.to_string(), value: Some(ValueKind::SimpleValue(v as f32)) })
+            .map(|(tag, v)| SummaryValue {
+                tag: tag.to_string(),
+                value: Some(ValueKind::SimpleValue(v as f32)),
+            })
             .collect();
         self.write_event(step, EventKind::Summary(Summary { value }))
     }
 
     /// An RGB image `[height, width, 3]` (row-major u8), stored as PNG.
-    pub fn image(&mut self, step: u64, tag: &str, rgb: &[u8], width: u32, height: u32) -> std::io::Result<()> {
+    pub fn image(
+        &mut self,
+        step: u64,
+        tag: &str,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+    ) -> std::io::Result<()> {
         let mut png = Vec::new();
         image::codecs::png::PngEncoder::new(&mut png)
             .write_image(rgb, width, height, image::ExtendedColorType::Rgb8)
@@ -111,7 +133,10 @@ impl EventWriter {
             colorspace: 3,
             encoded_image_string: png,
         };
-        let value = vec![SummaryValue { tag: tag.to_string(), value: Some(ValueKind::Image(image)) }];
+        let value = vec![SummaryValue {
+            tag: tag.to_string(),
+            value: Some(ValueKind::Image(image)),
+        }];
         self.write_event(step, EventKind::Summary(Summary { value }))
     }
 
@@ -120,8 +145,15 @@ impl EventWriter {
     }
 
     fn write_event(&mut self, step: u64, what: EventKind) -> std::io::Result<()> {
-        let wall_time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        let data = Event { wall_time, step: step as i64, what: Some(what) }.encode_to_vec();
+        let wall_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let data = Event {
+            wall_time,
+            step: step as i64,
+            what: Some(what),
+        }
+        .encode_to_vec();
         let len = (data.len() as u64).to_le_bytes();
         self.out.write_all(&len)?;
         self.out.write_all(&masked_crc(&len).to_le_bytes())?;
