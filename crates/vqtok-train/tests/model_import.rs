@@ -12,7 +12,7 @@ use model_common::{TempDir, assert_close, read_tensors, taming_tiny, workspace_r
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 use vqtok_config::Config;
-use vqtok_train::model::{VqModel, create_model};
+use vqtok_train::model::create_model;
 use vqtok_train::state_dict::{LoadOptions, load_state_dict};
 
 /// Registers stand-in `pytorch_lightning` modules so the callback class can be pickled

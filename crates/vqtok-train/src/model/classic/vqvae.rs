@@ -125,7 +125,7 @@ fn check(a: &VqVaeArgs) -> Result<(), ModelError> {
             format!("must be a power of two ≥ 2, got {}", a.downsample),
         ));
     }
-    if a.num_hiddens < 2 || a.num_hiddens % 2 != 0 {
+    if a.num_hiddens < 2 || !a.num_hiddens.is_multiple_of(2) {
         return Err(ModelError::config(
             "model_args.num_hiddens",
             format!("must be even and ≥ 2, got {}", a.num_hiddens),

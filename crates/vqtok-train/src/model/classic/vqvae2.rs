@@ -158,7 +158,7 @@ impl VqModel for VqVae2 {
 }
 
 fn check(a: &VqVae2Args) -> Result<(), ModelError> {
-    if a.channel < 2 || a.channel % 2 != 0 {
+    if a.channel < 2 || !a.channel.is_multiple_of(2) {
         return Err(ModelError::config(
             "model_args.channel",
             format!("must be even and ≥ 2, got {}", a.channel),

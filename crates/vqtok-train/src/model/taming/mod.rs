@@ -176,7 +176,7 @@ fn check(args: &TamingArgs) -> Result<(), ModelError> {
             "must list at least one level, each ≥ 1",
         ));
     }
-    if dd.ch == 0 || dd.ch % 32 != 0 {
+    if dd.ch == 0 || !dd.ch.is_multiple_of(32) {
         return Err(ModelError::config(
             f("ch"),
             format!("GroupNorm(32) needs a multiple of 32, got {}", dd.ch),
