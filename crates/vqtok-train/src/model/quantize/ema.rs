@@ -19,7 +19,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 use vqtok_config::EmaArgs;
 
 use super::QuantOutput;
-use super::nearest::{compute_kind, flatten, nearest_codes, straight_through};
+use super::nearest::{compute_kind, flatten, mm_exact, nearest_codes, straight_through};
 use super::stats::perplexity;
 use crate::model::vars::Vars;
 
@@ -40,7 +40,7 @@ pub struct EmaState {
 /// weight ← embed_avg / smoothed
 ///
 /// The per-code sums use a one-hot GEMM, as taming does: deterministic on CUDA, unlike
-/// an atomic index_add.
+/// an atomic index_add, and kept in the state's precision under autocast.
 pub fn ema_update(
     state: &EmaState,
     z_flat: &Tensor,
@@ -52,7 +52,7 @@ pub fn ema_update(
     let size = state.cluster_size.size()[0];
     let onehot = indices.one_hot(size).to_kind(kind);
     let counts = onehot.sum_dim_intlist(0, false, kind);
-    let sums = onehot.tr().matmul(&z_flat.to_kind(kind));
+    let sums = mm_exact(&onehot.tr(), &z_flat.to_kind(kind));
     let cluster_size = &state.cluster_size * decay + counts * (1.0 - decay);
     let embed_avg = &state.embed_avg * decay + sums * (1.0 - decay);
     let n = cluster_size.sum(kind);
@@ -140,14 +140,12 @@ impl EmaQuantizer {
     /// One EMA update on a batch, then the dead-code restart, written into the state.
     fn update(&self, z_flat: &Tensor, idx: &Tensor) {
         tch::no_grad(|| {
-            tch::autocast(false, || {
-                let next = ema_update(&self.state, z_flat, idx, self.args.decay, self.args.eps);
-                assign(&self.state, &next);
-                if self.args.dead_code_threshold > 0.0 {
-                    let dead = self.state.cluster_size.lt(self.args.dead_code_threshold);
-                    self.reset_codes(z_flat, &dead);
-                }
-            })
+            let next = ema_update(&self.state, z_flat, idx, self.args.decay, self.args.eps);
+            assign(&self.state, &next);
+            if self.args.dead_code_threshold > 0.0 {
+                let dead = self.state.cluster_size.lt(self.args.dead_code_threshold);
+                self.reset_codes(z_flat, &dead);
+            }
         });
     }
 

@@ -28,20 +28,27 @@ pub fn flatten(z: &Tensor, kind: Kind) -> (Tensor, Tensor) {
 /// Distances are ‖z‖² + ‖e‖² − 2 z·eᵀ, the expression and operation order of taming's
 /// VectorQuantizer2 (bit-level parity), and the form that maps to one GEMM (a cdist-style
 /// graph is ~10× slower in ONNX Runtime). No gradient flows through argmin, so the
-/// distance matrix is built without autograd, and CUDA autocast is switched off so the
-/// GEMM stays in f32 or wider.
+/// distance matrix is built without autograd, and its GEMM is [`mm_exact`], so it stays
+/// in f32 or wider under autocast.
 pub fn nearest_codes(z_flat: &Tensor, codebook: &Tensor) -> Tensor {
     tch::no_grad(|| {
-        tch::autocast(false, || {
-            let kind = compute_kind(z_flat.kind(), codebook.kind());
-            let z = z_flat.to_kind(kind);
-            let e = codebook.to_kind(kind);
-            let z2 = z.square().sum_dim_intlist(1, true, kind);
-            let e2 = e.square().sum_dim_intlist(1, false, kind);
-            let d = (z2 + e2) - z.matmul(&e.tr()) * 2.0;
-            d.argmin(1, false)
-        })
+        let kind = compute_kind(z_flat.kind(), codebook.kind());
+        let z = z_flat.to_kind(kind);
+        let e = codebook.to_kind(kind);
+        let z2 = z.square().sum_dim_intlist(1, true, kind);
+        let e2 = e.square().sum_dim_intlist(1, false, kind);
+        let d = (z2 + e2) - mm_exact(&z, &e.tr()) * 2.0;
+        d.argmin(1, false)
     })
+}
+
+/// `a @ b` (2-D) in the inputs' own dtype even inside an autocast region: autocast
+/// rewrites only the functional `mm`, never an `out=` variant. Used where precision
+/// matters more than speed (codebook distances, EMA sums), without toggling autocast
+/// (tch's toggle uses deprecated libtorch calls that warn on every use).
+pub fn mm_exact(a: &Tensor, b: &Tensor) -> Tensor {
+    let out = Tensor::empty([a.size()[0], b.size()[1]], (a.kind(), a.device()));
+    a.mm_out(&out, b)
 }
 
 /// z + sg(z_q − z), permuted back to `[B, D, h, w]`: the value of z_q with the identity
