@@ -4,8 +4,13 @@
 use tch::{Device, Kind, Tensor};
 
 /// Per-code counts of an index tensor of any shape, `[K]` int64 on its device.
+///
+/// An integer scatter-add rather than `bincount`, which reads the largest index back
+/// to the host on CUDA and would stall every training forward; integer sums are exact
+/// in any order.
 pub fn code_counts(indices: &Tensor, size: i64) -> Tensor {
-    indices.flatten(0, -1).bincount(None::<Tensor>, size)
+    let flat = indices.flatten(0, -1).to_kind(Kind::Int64);
+    Tensor::zeros([size], (Kind::Int64, flat.device())).scatter_add(0, &flat, &flat.ones_like())
 }
 
 /// exp(entropy) of the batch's code distribution, as taming's EMA quantizer computes it:
