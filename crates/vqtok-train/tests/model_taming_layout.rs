@@ -139,3 +139,67 @@ fn seed_emavq_keeps_the_codebook_out_of_the_optimizer() {
         vec![1024]
     );
 }
+
+/// The ddconfig options the seed config leaves at their defaults: attention at two
+/// levels, resampling without convs, dropout, other channel counts.
+#[test]
+fn every_ddconfig_option_shapes_the_network() {
+    let mut args = seed_args();
+    args.n_embed = 16;
+    args.embed_dim = 4;
+    args.ddconfig = vqtok_config::DdConfig {
+        double_z: false,
+        z_channels: 8,
+        resolution: 16,
+        in_channels: 1,
+        out_ch: 2,
+        ch: 32,
+        ch_mult: vec![1, 2],
+        num_res_blocks: 2,
+        attn_resolutions: vec![16, 8],
+        dropout: 0.5,
+        resamp_with_conv: false,
+    };
+    let vs = VarStore::new(Device::Cpu);
+    let model = TamingModel::new(&vs.root(), &args).expect("builds");
+    let keys: Vec<String> = vs.variables().into_keys().collect();
+    assert!(
+        !keys.iter().any(|k| k.contains("sample")),
+        "no resampling convs"
+    );
+    for k in [
+        "encoder.conv_in.weight",
+        "encoder.down.0.attn.1.q.weight",
+        "encoder.down.1.attn.1.proj_out.bias",
+        "encoder.down.1.block.0.nin_shortcut.weight",
+        "decoder.up.0.attn.2.k.weight",
+        "decoder.up.1.attn.2.v.weight",
+        "decoder.up.0.block.0.nin_shortcut.weight",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} missing");
+    }
+    let vars = vs.variables();
+    assert_eq!(vars["encoder.conv_in.weight"].size(), vec![32, 1, 3, 3]);
+    assert_eq!(vars["encoder.conv_out.weight"].size(), vec![8, 64, 3, 3]);
+    assert_eq!(vars["quant_conv.weight"].size(), vec![4, 8, 1, 1]);
+    assert_eq!(model.last_layer().size(), vec![2, 32, 3, 3]);
+    assert_eq!(model.output_channels(), 2);
+
+    let x = Tensor::rand([2, 1, 32, 16], (Kind::Float, Device::Cpu));
+    let out = model.forward_t(&x, false).expect("forward");
+    assert_eq!(out.recon.size(), vec![2, 2, 32, 16]);
+    assert_eq!(out.indices[0].size(), vec![2, 16, 8]);
+    // Dropout acts in training only.
+    let eval2 = model.forward_t(&x, false).expect("forward").recon;
+    assert_eq!((&out.recon - &eval2).abs().max().double_value(&[]), 0.0);
+    let t1 = model.forward_t(&x, true).expect("forward").recon;
+    let t2 = model.forward_t(&x, true).expect("forward").recon;
+    assert!((&t1 - &t2).abs().max().double_value(&[]) > 0.0);
+
+    args.ddconfig.double_z = true;
+    let err = TamingModel::new(&VarStore::new(Device::Cpu).root(), &args).expect_err("double_z");
+    assert!(
+        err.to_string().contains("model_args.ddconfig.double_z"),
+        "{err}"
+    );
+}
