@@ -3,4 +3,5 @@
 
 pub mod autocast;
 pub mod model;
+pub mod state_dict;
 pub mod train;
