@@ -1,10 +1,11 @@
 //! Decode + resize throughput for a 720p H.264 file to 256², in frames/s:
-//! - `reader`: one `VideoReader` streaming every frame, scaled to 455×256 and centre-cropped;
+//! - `reader`: one `VideoReader` (one decoder thread) streaming every frame, scaled to 455×256
+//!   and centre-cropped;
 //! - `loader/N`: the training loader with N workers (random 16-frame clips, so every clip
 //!   seeks and decodes from a key frame), batches of 4 clips.
 //!
 //! The input is generated at start with the ffmpeg CLI (testsrc2, libx264 preset medium,
-//! crf 23, key frame every 250 frames — x264's default GOP) into a temp dir.
+//! crf 23, a key frame every 2 s as in typical web video) into a temp dir.
 //! Run: `cargo bench -p vqtok-video --bench decode`.
 
 use std::path::Path;
@@ -13,7 +14,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vqtok_config::ShortVideos;
-use vqtok_video::{Crop, FrameSelect, Geometry, LoaderOptions, Split, VideoLoader, VideoReader};
+use vqtok_video::{
+    Crop, FrameSelect, Geometry, LoaderOptions, OpenOptions, Split, VideoLoader, VideoReader,
+};
 
 const SECONDS: u32 = 12;
 const CLIP: usize = 16;
@@ -25,7 +28,7 @@ fn make_720p(path: &Path) {
         .args([
             "-v", "error", "-y", "-f", "lavfi", "-i", &src, "-c:v", "libx264", "-preset", "medium",
         ])
-        .args(["-crf", "23", "-pix_fmt", "yuv420p"])
+        .args(["-crf", "23", "-g", "50", "-pix_fmt", "yuv420p"])
         .arg(path)
         .status()
         .expect("the ffmpeg CLI makes the benchmark input");
@@ -72,7 +75,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(frames));
     g.bench_function("reader", |b| {
         b.iter(|| {
-            let mut r = VideoReader::open(&file).unwrap();
+            let one_thread = OpenOptions {
+                threads: 1,
+                ..OpenOptions::default()
+            };
+            let mut r = VideoReader::open_with(&file, &one_thread).unwrap();
             let sel = FrameSelect {
                 size: Some((geometry.scaled_width, geometry.scaled_height)),
                 ..FrameSelect::default()

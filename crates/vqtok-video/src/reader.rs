@@ -9,7 +9,9 @@
 //! where they come faster than `r`), which is what a fixed-rate video model expects.
 //!
 //! Memory is flat: at most two decoded frames are held, and only frames that are handed out are
-//! converted to RGB. Seeking goes to the key frame before the first wanted slot.
+//! converted to RGB. Seeking goes to the key frame before the first wanted slot; until
+//! [`PREROLL_MARGIN_S`] before it, frames no other frame references (B-frames) are not even
+//! decoded, which cannot change any later picture.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +25,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, SkipReason, VideoError};
 use crate::frame::{Frame, Rotation};
 use crate::scale::Scaler;
+
+/// After a seek, non-reference frames earlier than this many seconds before the first wanted
+/// slot are skipped by the decoder. The margin keeps every frame that could be shown in that
+/// slot, unless a variable-rate stream holds one frame longer than this (then an earlier frame
+/// may be shown).
+pub const PREROLL_MARGIN_S: f64 = 0.5;
 
 /// How [`VideoReader::open_with`] opens a file.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +189,10 @@ pub struct VideoReader {
     errors: u64,
     /// `errors` at the last seek: a clip read is clean when none happened since.
     errors_at_seek: u64,
+    /// Stream time (s) before which non-reference frames are skipped after a seek.
+    preroll_until: Option<f64>,
+    /// The decoder currently discards non-reference frames.
+    skipping: bool,
 }
 
 impl VideoReader {
@@ -308,6 +320,8 @@ impl VideoReader {
             last_error: None,
             errors: 0,
             errors_at_seek: 0,
+            preroll_until: None,
+            skipping: false,
         })
     }
 
@@ -468,6 +482,7 @@ impl VideoReader {
             self.seek_us(target)?;
             self.at_start = false;
             self.reset_cursor(rate, true);
+            self.preroll_until = Some(t - PREROLL_MARGIN_S).filter(|&u| u > 0.0);
         }
         self.errors_at_seek = self.errors;
         Ok(())
@@ -500,6 +515,7 @@ impl VideoReader {
         self.eof_sent = false;
         self.last_pts = None;
         self.errors_at_seek = self.errors;
+        self.preroll_until = None;
         Ok(())
     }
 
@@ -524,7 +540,12 @@ impl VideoReader {
             .scaler
             .frame_to_rgb(&d.frame, pw, ph)
             .map_err(|e| VideoError::file(&self.path, SkipReason::Corrupt, e.to_string()))?;
-        let frame = Frame::new(pw, ph, data)?.rotated(rot);
+        let upright = Frame::new(pw, ph, data)?;
+        let frame = if rot == Rotation::R0 {
+            upright
+        } else {
+            upright.rotated(rot)
+        };
         let pts_s = d.pts;
         Ok(Some(TimedFrame {
             index: slot,
@@ -616,10 +637,25 @@ impl VideoReader {
             match packet.read(&mut self.input) {
                 Ok(()) => {
                     self.at_start = false;
+                    if packet.stream() != self.stream {
+                        continue;
+                    }
+                    let skip = match (self.preroll_until, packet.pts()) {
+                        (Some(until), Some(pts)) => {
+                            ((pts - self.start_pts) as f64 * self.time_base) < until
+                        }
+                        _ => false,
+                    };
+                    if skip != self.skipping {
+                        self.decoder.skip_frame(if skip {
+                            ff::Discard::NonReference
+                        } else {
+                            ff::Discard::Default
+                        });
+                        self.skipping = skip;
+                    }
                     // Corrupt packets are skipped and counted.
-                    if packet.stream() == self.stream
-                        && let Err(e) = self.decoder.send_packet(&packet)
-                    {
+                    if let Err(e) = self.decoder.send_packet(&packet) {
                         self.note_error(format!("decode: {e}"));
                     }
                 }

@@ -454,3 +454,95 @@ fn sample_videos_decode() {
         assert!(var > 100.0, "{name}: variance {var}");
     }
 }
+
+#[test]
+fn jpeg_exif_orientation_is_applied() {
+    let t = tempfile::tempdir().unwrap();
+    // 16×8: left half red, right half blue.
+    let img = image::RgbImage::from_fn(16, 8, |x, _| {
+        if x < 8 {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([0, 0, 255])
+        }
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&img)
+        .unwrap();
+    // APP1 Exif segment right after SOI: big-endian TIFF, IFD0 with Orientation (0x0112) = 6,
+    // "rotate 90° clockwise to display".
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+    tiff.extend([0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    let mut app1 = vec![0xff, 0xe1];
+    app1.extend(((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    app1.extend(b"Exif\0\0");
+    app1.extend(&tiff);
+    let mut with_exif = jpeg[..2].to_vec();
+    with_exif.extend(&app1);
+    with_exif.extend(&jpeg[2..]);
+    // A wrong extension does not matter: stills are recognised by content.
+    let p = t.path().join("photo.mp4");
+    std::fs::write(&p, with_exif).unwrap();
+    let f = vqtok_video::load_image(&p, 16384).unwrap();
+    assert_eq!((f.width, f.height), (8, 16));
+    // Turned clockwise, the left (red) half is on top.
+    let (top, bottom) = (f.pixel(4, 3), f.pixel(4, 12));
+    assert!(top[0] > 200 && top[2] < 60, "{top:?}");
+    assert!(bottom[2] > 200 && bottom[0] < 60, "{bottom:?}");
+}
+
+#[test]
+fn seeking_with_preroll_skipping_is_bit_exact() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("p.mp4");
+    // One key frame for 24 frames: reaching frame 20 decodes from frame 0, skipping the
+    // B-frames before 0.8 − 0.5 s. Lossy (crf 18), because lossless x264 uses no B-frames.
+    let opts = WriterOptions {
+        crf: 18,
+        gop: Some(24),
+        ..WriterOptions::default()
+    };
+    let mut w = VideoWriter::create(&p, W, H, &opts).unwrap();
+    for i in 0..24 {
+        w.write(&pattern(i, W, H).data).unwrap();
+    }
+    w.finish().unwrap();
+    let types = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pict_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let types = String::from_utf8_lossy(&types.stdout);
+    assert!(
+        types.matches('B').count() >= 3,
+        "no B-frames to skip: {types}"
+    );
+    let all = decode_all(&p);
+    let mut r = VideoReader::open(&p).unwrap();
+    let late: Vec<_> = r
+        .frames(&FrameSelect {
+            start_s: 0.8,
+            ..FrameSelect::default()
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(late.len(), 4);
+    for f in &late {
+        assert!(
+            f.frame == all[f.index as usize].frame,
+            "frame {} differs from sequential decoding",
+            f.index
+        );
+    }
+}
