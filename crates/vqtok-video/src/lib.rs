@@ -51,3 +51,15 @@ pub(crate) fn ensure_ffmpeg() {
         ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    /// The trainer runs the loader and inference the reader on threads of their own.
+    #[test]
+    fn loader_and_reader_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<crate::VideoLoader>();
+        send::<crate::VideoReader>();
+        send::<crate::Batch>();
+    }
+}

@@ -30,7 +30,7 @@ use crate::scale::Scaler;
 /// slot are skipped by the decoder. The margin keeps every frame that could be shown in that
 /// slot, unless a variable-rate stream holds one frame longer than this (then an earlier frame
 /// may be shown).
-pub const PREROLL_MARGIN_S: f64 = 0.5;
+pub(crate) const PREROLL_MARGIN_S: f64 = 0.5;
 
 /// How [`VideoReader::open_with`] opens a file.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,9 @@
 //! at most `prefetch_batches · batch_size` ahead of the consumer, and the consumer takes the
 //! results strictly in sequence order, skipping items that gave no clip. A batch therefore
 //! depends only on the seed and the position in the sequence — not on the worker count or on
-//! timing — and the position ([`LoaderState`]) is all a checkpoint needs.
+//! timing — and the position ([`LoaderState`]) is all a checkpoint needs. Items of one file
+//! are decoded one at a time (a tiny dataset does not use all workers), so a file that hangs
+//! ties up one worker, not all of them.
 //!
 //! A worker stuck inside a system call (a hung network mount, a FIFO) cannot be interrupted;
 //! after `decode_timeout` plus a grace period the consumer skips that item, counts the file as
