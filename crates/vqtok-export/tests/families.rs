@@ -35,16 +35,30 @@ fn to_u8(v: f64) -> u8 {
 fn round_trip(dir: &Path, m: &Manifest, n: usize, h: usize, w: usize) {
     let frames = smooth_frames(n, h, w, 3);
     let mut enc = session(dir, GraphKind::Encoder);
-    let outs = run(&mut enc, &[("frames", Input::U8(vec![n, h, w, 3], &frames))]);
+    let outs = run(
+        &mut enc,
+        &[("frames", Input::U8(vec![n, h, w, 3], &frames))],
+    );
     let images = normalize_like_graph(m, [n, h, w, 3], &frames);
     let mut encf = session(dir, GraphKind::EncoderFloat);
-    let outs_f = run(&mut encf, &[("images", Input::F32(vec![n, 3, h, w], &images))]);
+    let outs_f = run(
+        &mut encf,
+        &[("images", Input::F32(vec![n, 3, h, w], &images))],
+    );
     let mut grids = Vec::new();
     for l in &m.levels {
         let (shape, idx) = i64_out(&outs, &l.indices);
         assert_eq!(shape, vec![n, h / l.factor, w / l.factor], "{}", l.indices);
-        assert!(idx.iter().all(|&i| (0..l.codebook_size as i64).contains(&i)));
-        assert_eq!(i64_out(&outs_f, &l.indices).1, idx, "u8 vs float encoder, {}", l.indices);
+        assert!(
+            idx.iter()
+                .all(|&i| (0..l.codebook_size as i64).contains(&i))
+        );
+        assert_eq!(
+            i64_out(&outs_f, &l.indices).1,
+            idx,
+            "u8 vs float encoder, {}",
+            l.indices
+        );
         grids.push((shape, idx));
     }
     let inputs: Vec<(&str, Input<'_>)> = m
@@ -60,8 +74,12 @@ fn round_trip(dir: &Path, m: &Manifest, n: usize, h: usize, w: usize) {
     let (shape_f, recon) = f32_out(&run(&mut decf, &inputs), "images");
     assert_eq!(shape_f, vec![n, 3, h, w]);
     assert!(recon.iter().all(|v| v.is_finite()));
-    let spread = recon.iter().fold(f32::MIN, |a, &b| a.max(b)) - recon.iter().fold(f32::MAX, |a, &b| a.min(b));
-    assert!(spread > 1e-3, "a constant reconstruction means a dead decoder");
+    let spread = recon.iter().fold(f32::MIN, |a, &b| a.max(b))
+        - recon.iter().fold(f32::MAX, |a, &b| a.min(b));
+    assert!(
+        spread > 1e-3,
+        "a constant reconstruction means a dead decoder"
+    );
     let p = &m.normalization.pixels;
     for (i, &got) in pixels.iter().enumerate() {
         let (c, rest) = (i % 3, i / 3);
@@ -92,7 +110,11 @@ fn vqvae2_has_two_grids_in_one_encoder_and_one_decoder() {
     let config = repo_config("vqvae2_tiny.json");
     let dir = scratch("vqvae2_tiny");
     let m = export_random(&config, &dir, 12, true);
-    let names: Vec<_> = m.levels.iter().map(|l| (l.indices.as_str(), l.factor)).collect();
+    let names: Vec<_> = m
+        .levels
+        .iter()
+        .map(|l| (l.indices.as_str(), l.factor))
+        .collect();
     assert_eq!(names, [("indices_t", 8), ("indices_b", 4)]);
     assert_eq!(m.graphs["encoder"].outputs.len(), 2);
     assert_eq!(m.graphs["decoder"].inputs.len(), 2);
@@ -122,7 +144,10 @@ fn seed_config_exports_with_sensible_sizes_and_dynamic_shapes() {
     // Parameter counts from spec §2.5: encoder 29,298,176 + quant_conv 65,792 + the
     // distance tables (1024×256 + 1024); decoder 42,449,795 + post_quant_conv 65,792
     // + the 1024×256 codebook. 4 bytes each, plus < 1 MB of graph structure.
-    for (file, params) in [("encoder.onnx", 29_627_136u64), ("decoder.onnx", 42_777_731)] {
+    for (file, params) in [
+        ("encoder.onnx", 29_627_136u64),
+        ("decoder.onnx", 42_777_731),
+    ] {
         let bytes = m.files[file].bytes;
         assert!(
             bytes >= 4 * params && bytes < 4 * params + 1_000_000,
@@ -136,7 +161,10 @@ fn seed_config_exports_with_sensible_sizes_and_dynamic_shapes() {
     let frames = smooth_frames(n, h, w, 9);
     let mut enc = session(&dir, GraphKind::Encoder);
     let (shape, idx) = i64_out(
-        &run(&mut enc, &[("frames", Input::U8(vec![n, h, w, 3], &frames))]),
+        &run(
+            &mut enc,
+            &[("frames", Input::U8(vec![n, h, w, 3], &frames))],
+        ),
         "indices",
     );
     assert_eq!(shape, vec![3, 12, 20]);
@@ -157,10 +185,22 @@ fn checkpoint_weights_are_checked_by_name_and_shape() {
     let config = repo_config("vqvae_tiny.json");
     let dir = scratch("vqvae_ckpt");
     let mut random = RandomWeights::new(21);
-    let m_random = export(&config, &mut random, &dir.join("a"), &ExportOptions::default()).unwrap();
+    let m_random = export(
+        &config,
+        &mut random,
+        &dir.join("a"),
+        &ExportOptions::default(),
+    )
+    .unwrap();
     random.save(&dir.join("model.safetensors")).unwrap();
     let mut ckpt = CheckpointWeights::open(dir.join("model.safetensors")).unwrap();
-    let m_ckpt = export(&config, &mut ckpt, &dir.join("b"), &ExportOptions::default()).unwrap();
+    let m_ckpt = export(
+        &config,
+        &mut ckpt,
+        &dir.join("b"),
+        &ExportOptions::default(),
+    )
+    .unwrap();
     // Export is deterministic and the checkpoint path reads back exactly what was saved.
     assert_eq!(m_random.files, m_ckpt.files);
     assert!(ckpt.unused().is_empty());
@@ -177,7 +217,11 @@ fn checkpoint_weights_are_checked_by_name_and_shape() {
             .iter()
             .filter(|(n, _, _)| n != skip)
             .map(|(n, s, d)| {
-                let s = if n == reshape { vec![d.len()] } else { s.clone() };
+                let s = if n == reshape {
+                    vec![d.len()]
+                } else {
+                    s.clone()
+                };
                 (n.clone(), vqtok_export::RawTensor::from_f32(&s, d))
             })
             .collect();
@@ -187,7 +231,9 @@ fn checkpoint_weights_are_checked_by_name_and_shape() {
     write(&missing, "decoder.up.1.weight", "");
     let mut w = CheckpointWeights::open(&missing).unwrap();
     let err = export(&config, &mut w, &dir.join("c"), &ExportOptions::default()).unwrap_err();
-    assert!(matches!(err, ExportError::MissingWeight { ref name, .. } if name == "decoder.up.1.weight"));
+    assert!(
+        matches!(err, ExportError::MissingWeight { ref name, .. } if name == "decoder.up.1.weight")
+    );
     assert!(err.is_user_error());
     assert!(err.to_string().contains("missing.safetensors"), "{err}");
 
@@ -207,10 +253,31 @@ fn onnx_checker_and_python_onnxruntime_accept_every_graph() {
     let root = scratch("python_checks");
     let fixture = root.join("taming_tiny");
     let mut ckpt = vqtok_export::Checkpoint::open_dir(&taming_tiny()).unwrap();
-    export(&ckpt.config, &mut ckpt.weights, &fixture, &ExportOptions::default()).unwrap();
-    export_random(&repo_config("vqvae_tiny.json"), &root.join("vqvae"), 1, true);
-    export_random(&repo_config("vqvae2_tiny.json"), &root.join("vqvae2"), 2, true);
-    export_random(&repo_config("emavq_tiny.json"), &root.join("emavq"), 3, true);
+    export(
+        &ckpt.config,
+        &mut ckpt.weights,
+        &fixture,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    export_random(
+        &repo_config("vqvae_tiny.json"),
+        &root.join("vqvae"),
+        1,
+        true,
+    );
+    export_random(
+        &repo_config("vqvae2_tiny.json"),
+        &root.join("vqvae2"),
+        2,
+        true,
+    );
+    export_random(
+        &repo_config("emavq_tiny.json"),
+        &root.join("emavq"),
+        3,
+        true,
+    );
 
     // For every graph: full check, then run it at 2×(2f)×(3f) with inputs built from
     // the manifest, and print the output shapes.
@@ -244,7 +311,12 @@ for d in sys.argv[1:]:
             assert np.all(np.isfinite(o.astype(np.float64)))
         print(d.rsplit("/", 1)[1], key, " ".join("x".join(map(str, o.shape)) for o in outs))
 "#,
-        &[&fixture, &root.join("vqvae"), &root.join("vqvae2"), &root.join("emavq")],
+        &[
+            &fixture,
+            &root.join("vqvae"),
+            &root.join("vqvae2"),
+            &root.join("emavq"),
+        ],
     );
     let lines: Vec<&str> = out.lines().collect();
     let expected = [

@@ -8,8 +8,8 @@ use std::path::Path;
 use common::*;
 use vqtok_export::runtime::Input;
 use vqtok_export::{
-    Checkpoint, ExportOptions, GraphKind, Manifest, RawTensor, TensorFile, VerifyOptions,
-    Verification, export, verify, write_tensors,
+    Checkpoint, ExportOptions, GraphKind, Manifest, RawTensor, TensorFile, Verification,
+    VerifyOptions, export, verify, write_tensors,
 };
 
 fn export_fixture(dir: &Path, options: &ExportOptions) -> Manifest {
@@ -66,7 +66,10 @@ fn float_graphs_reproduce_the_original_indices_and_decoding() {
     assert_eq!(idx, e.indices.1);
 
     let mut dec = session(&dir, GraphKind::DecoderFloat);
-    let outs = run(&mut dec, &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))]);
+    let outs = run(
+        &mut dec,
+        &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
+    );
     let (shape, rec) = f32_out(&outs, "images");
     assert_eq!(shape, vec![2, 3, 32, 32]);
     let scale = e.decoded64.iter().fold(0f64, |m, v| m.max(v.abs()));
@@ -76,7 +79,10 @@ fn float_graphs_reproduce_the_original_indices_and_decoding() {
         .map(|(a, b)| (*a as f64 - b).abs())
         .fold(0f64, f64::max);
     // f32 through ~25 layers vs the f64 original: the README's ~1e-4 relative bound.
-    assert!(max_err <= 1e-4 * scale, "max |Δ| {max_err} vs scale {scale}");
+    assert!(
+        max_err <= 1e-4 * scale,
+        "max |Δ| {max_err} vs scale {scale}"
+    );
 }
 
 /// Rounds like the u8 decoder: clamp to [0, 255], round half to even.
@@ -93,7 +99,10 @@ fn u8_graphs_match_the_float_graphs_and_the_fixture() {
     // Decoder: the u8 output is the f64 reference unnormalised, clamped and rounded,
     // except where f32 noise (≤ 1e-4·127.5 ≈ 0.013) straddles a rounding boundary.
     let mut dec = session(&dir, GraphKind::Decoder);
-    let outs = run(&mut dec, &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))]);
+    let outs = run(
+        &mut dec,
+        &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
+    );
     let (shape, frames) = u8_out(&outs, "frames");
     assert_eq!(shape, vec![2, 32, 32, 3]);
     let (mut exact, mut near_tie) = (0, 0);
@@ -133,16 +142,30 @@ fn u8_graphs_match_the_float_graphs_and_the_fixture() {
         f
     };
     let mut enc = session(&dir, GraphKind::Encoder);
-    let outs = run(&mut enc, &[("frames", Input::U8(vec![2, 32, 32, 3], &frames))]);
+    let outs = run(
+        &mut enc,
+        &[("frames", Input::U8(vec![2, 32, 32, 3], &frames))],
+    );
     let (shape, idx_u8) = i64_out(&outs, "indices");
     assert_eq!(shape, vec![2, 8, 8]);
     let images = normalize_like_graph(&manifest, [2, 32, 32, 3], &frames);
     let mut encf = session(&dir, GraphKind::EncoderFloat);
-    let outs = run(&mut encf, &[("images", Input::F32(vec![2, 3, 32, 32], &images))]);
+    let outs = run(
+        &mut encf,
+        &[("images", Input::F32(vec![2, 3, 32, 32], &images))],
+    );
     assert_eq!(i64_out(&outs, "indices").1, idx_u8);
     // Quantising x to u8 moves it by ≤ 1/255: most tokens survive.
-    let same = idx_u8.iter().zip(&e.indices.1).filter(|(a, b)| a == b).count();
-    assert!(same * 10 >= idx_u8.len() * 9, "{same}/{} tokens survive u8 rounding", idx_u8.len());
+    let same = idx_u8
+        .iter()
+        .zip(&e.indices.1)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(
+        same * 10 >= idx_u8.len() * 9,
+        "{same}/{} tokens survive u8 rounding",
+        idx_u8.len()
+    );
 }
 
 /// A reference file from the fixture's expected tensors: the float input set.
@@ -161,7 +184,10 @@ fn fixture_reference(path: &Path, perturb: bool) {
         path,
         &[
             ("images".into(), RawTensor::from_f32(&xs, &x)),
-            ("images_indices.quantize".into(), RawTensor::from_i64(&is, &idx)),
+            (
+                "images_indices.quantize".into(),
+                RawTensor::from_i64(&is, &idx),
+            ),
             ("images_recon_float".into(), RawTensor::from_f32(&rs, &rec)),
         ],
     )
@@ -196,23 +222,41 @@ fn verify_passes_on_the_fixture_and_fails_with_numbers_when_perturbed() {
 
     // The binary: 0 on pass (report recorded), 1 on a failed gate, 2 on bad input.
     let bin = env!("CARGO_BIN_EXE_vqtok-export");
-    let status = |args: &[&str]| {
-        std::process::Command::new(bin)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let status = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
     let d = dir.to_str().unwrap();
-    let out = status(&["verify", "--model", d, "--reference", good.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = status(&[
+        "verify",
+        "--model",
+        d,
+        "--reference",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m = Manifest::load(&dir).unwrap();
     assert!(matches!(m.verification, Verification::Passed(ref r) if r.tokens == 128));
     let out = status(&["verify", "--model", d, "--reference", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("98.4375") && stdout.contains("FAILED"), "{stdout}");
-    assert!(matches!(Manifest::load(&dir).unwrap().verification, Verification::Failed(_)));
-    let out = status(&["verify", "--model", d, "--reference", "/nonexistent.safetensors"]);
+    assert!(
+        stdout.contains("98.4375") && stdout.contains("FAILED"),
+        "{stdout}"
+    );
+    assert!(matches!(
+        Manifest::load(&dir).unwrap().verification,
+        Verification::Failed(_)
+    ));
+    let out = status(&[
+        "verify",
+        "--model",
+        d,
+        "--reference",
+        "/nonexistent.safetensors",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.safetensors"));
 }
@@ -233,7 +277,12 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
         .arg(&reference)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m = Manifest::load(&out_dir).unwrap();
     m.check_files(&out_dir).unwrap();
     assert!(matches!(m.verification, Verification::Passed(_)));
@@ -299,15 +348,25 @@ fn external_data_keeps_outputs_identical() {
     let e = expected();
     for dir in [&inline, &external] {
         let mut dec = session(dir, GraphKind::DecoderFloat);
-        let outs = run(&mut dec, &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))]);
+        let outs = run(
+            &mut dec,
+            &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
+        );
         let rec = f32_out(&outs, "images").1;
         let mut enc = session(dir, GraphKind::EncoderFloat);
         let outs = run(&mut enc, &[("images", Input::F32(e.x.0.clone(), &e.x.1))]);
         assert_eq!(i64_out(&outs, "indices").1, e.indices.1);
         if dir == &external {
             let mut dec = session(&inline, GraphKind::DecoderFloat);
-            let outs = run(&mut dec, &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))]);
-            assert_eq!(f32_out(&outs, "images").1, rec, "same weights must give the same bits");
+            let outs = run(
+                &mut dec,
+                &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
+            );
+            assert_eq!(
+                f32_out(&outs, "images").1,
+                rec,
+                "same weights must give the same bits"
+            );
         }
     }
 

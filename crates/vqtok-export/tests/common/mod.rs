@@ -32,7 +32,11 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 pub fn session(dir: &Path, kind: GraphKind) -> Session {
-    Session::open(&dir.join(format!("{}.onnx", kind.key())), SessionOptions::default()).unwrap()
+    Session::open(
+        &dir.join(format!("{}.onnx", kind.key())),
+        SessionOptions::default(),
+    )
+    .unwrap()
 }
 
 /// Runs `session` with one input and returns outputs by name.
@@ -86,7 +90,11 @@ pub fn smooth_frames(n: usize, h: usize, w: usize, seed: u64) -> Vec<u8> {
                     let i = ((b * h + y) * w + x) * 3 + c;
                     let base = (x * 255 / w.max(1)) as f64 * (c as f64 + 1.0) / 3.0
                         + (y * 255 / h.max(1)) as f64 * 0.3;
-                    let square = if (y / 8 + x / 8 + b) % 3 == 0 { 60.0 } else { 0.0 };
+                    let square = if (y / 8 + x / 8 + b) % 3 == 0 {
+                        60.0
+                    } else {
+                        0.0
+                    };
                     let v = base + square + (noise[i] as f64 - 128.0) * 0.1;
                     out[i] = v.clamp(0.0, 255.0) as u8;
                 }
