@@ -78,6 +78,16 @@ fn taming_matches_pytorch() {
 }
 
 #[test]
+fn taming_without_resampling_convs_matches_pytorch() {
+    let mut config = repo_config("taming_tiny.json");
+    let vqtok_config::ModelConfig::Taming(a) = &mut config.model else {
+        unreachable!("taming_tiny.json is a taming config")
+    };
+    a.ddconfig.resamp_with_conv = false;
+    check_family(&config, "taming_pool", 32, 32);
+}
+
+#[test]
 fn vqvae_matches_pytorch() {
     check_family(&repo_config("vqvae_tiny.json"), "vqvae", 64, 96);
 }

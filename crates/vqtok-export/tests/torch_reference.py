@@ -17,12 +17,19 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-weights_path, manifest_path, inputs_path, out_path = sys.argv[1:5]
-W = {k: v.double() for k, v in load_file(weights_path).items()}
-manifest = json.load(open(manifest_path))
-family = manifest["family"]
-args = manifest["config"]["model_args"]
-norm = manifest["normalization"]
+W = {}
+family = args = norm = None
+
+
+def setup(weights_path, manifest_path, dtype=torch.float64):
+    """Loads weights (as `dtype`) and the model description; also used by the benchmark."""
+    global family, args, norm
+    W.clear()
+    W.update({k: v.to(dtype) for k, v in load_file(weights_path).items()})
+    manifest = json.load(open(manifest_path))
+    family = manifest["family"]
+    args = manifest["config"]["model_args"]
+    norm = manifest["normalization"]
 
 
 def conv(x, p, stride=1, pad=1):
@@ -65,7 +72,10 @@ def taming_encoder(x, d):
             if res in d["attn_resolutions"]:
                 h = attn(h, f"encoder.down.{i}.attn.{j}")
         if i != levels - 1:
-            h = conv(F.pad(h, (0, 1, 0, 1)), f"encoder.down.{i}.downsample.conv", stride=2, pad=0)
+            if d.get("resamp_with_conv", True):
+                h = conv(F.pad(h, (0, 1, 0, 1)), f"encoder.down.{i}.downsample.conv", stride=2, pad=0)
+            else:
+                h = F.avg_pool2d(h, kernel_size=2, stride=2)
             res //= 2
     h = resblock(h, "encoder.mid.block_1")
     h = attn(h, "encoder.mid.attn_1")
@@ -86,7 +96,9 @@ def taming_decoder(z, d):
             if res in d["attn_resolutions"]:
                 h = attn(h, f"decoder.up.{i}.attn.{j}")
         if i != 0:
-            h = conv(F.interpolate(h, scale_factor=2.0, mode="nearest"), f"decoder.up.{i}.upsample.conv")
+            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            if d.get("resamp_with_conv", True):
+                h = conv(h, f"decoder.up.{i}.upsample.conv")
             res *= 2
     return conv(swish(gn(h, "decoder.norm_out")), "decoder.conv_out")
 
@@ -159,30 +171,37 @@ def decode(idx):
     return classic_decoder(torch.cat([ut, lookup(idx["quantize_b"], "quantize_b")], 1), "dec", 2, args["n_res_block"])
 
 
-inputs = load_file(inputs_path)
-out = {}
-with torch.no_grad():
-    if sys.argv[5:6] == ["--data-init"]:
-        encode(inputs["images"].double(), init_codebooks=True)
-        save_file({k: v.float().contiguous() for k, v in W.items()}, sys.argv[6])
-    if "frames" in inputs:
-        frames = inputs["frames"]
-        c = frames.shape[-1]
-        x = frames.float()
-        # Normalised in float32 in the manifest's order, as the data pipeline does.
-        x = x / torch.tensor(norm["divisor"][:c], dtype=torch.float32) - torch.tensor(norm["offset"][:c], dtype=torch.float32)
-        if any(s != 1.0 for s in norm["std"]):
-            x = x / torch.tensor(norm["std"][:c], dtype=torch.float32)
-        x = x.permute(0, 3, 1, 2).double()
-        idx = encode(x)
-        out["frames"] = frames
-        for k, v in idx.items():
-            out[f"indices.{k}"] = v.contiguous()
-        out["recon_float"] = decode(idx).float().contiguous()
-    if "images" in inputs:
-        idx = encode(inputs["images"].double())
-        out["images"] = inputs["images"]
-        for k, v in idx.items():
-            out[f"images_indices.{k}"] = v.contiguous()
-        out["images_recon_float"] = decode(idx).float().contiguous()
-save_file(out, out_path)
+def main():
+    weights_path, manifest_path, inputs_path, out_path = sys.argv[1:5]
+    setup(weights_path, manifest_path)
+    inputs = load_file(inputs_path)
+    out = {}
+    with torch.no_grad():
+        if sys.argv[5:6] == ["--data-init"]:
+            encode(inputs["images"].double(), init_codebooks=True)
+            save_file({k: v.float().contiguous() for k, v in W.items()}, sys.argv[6])
+        if "frames" in inputs:
+            frames = inputs["frames"]
+            c = frames.shape[-1]
+            x = frames.float()
+            # Normalised in float32 in the manifest's order, as the data pipeline does.
+            x = x / torch.tensor(norm["divisor"][:c], dtype=torch.float32) - torch.tensor(norm["offset"][:c], dtype=torch.float32)
+            if any(s != 1.0 for s in norm["std"]):
+                x = x / torch.tensor(norm["std"][:c], dtype=torch.float32)
+            x = x.permute(0, 3, 1, 2).double()
+            idx = encode(x)
+            out["frames"] = frames
+            for k, v in idx.items():
+                out[f"indices.{k}"] = v.contiguous()
+            out["recon_float"] = decode(idx).float().contiguous()
+        if "images" in inputs:
+            idx = encode(inputs["images"].double())
+            out["images"] = inputs["images"]
+            for k, v in idx.items():
+                out[f"images_indices.{k}"] = v.contiguous()
+            out["images_recon_float"] = decode(idx).float().contiguous()
+    save_file(out, out_path)
+
+
+if __name__ == "__main__":
+    main()

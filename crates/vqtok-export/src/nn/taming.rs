@@ -90,6 +90,7 @@ impl TamingEncoder {
                     g,
                     &p(&format!("down.{i}.downsample")),
                     block_out,
+                    d.resamp_with_conv,
                 )?)
             } else {
                 None
@@ -164,6 +165,7 @@ impl TamingDecoder {
                     g,
                     &p(&format!("up.{i}.upsample")),
                     block_out,
+                    d.resamp_with_conv,
                 )?)
             } else {
                 None
