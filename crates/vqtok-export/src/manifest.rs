@@ -176,3 +176,18 @@ impl Manifest {
         Ok(model_dir.join(&g.file))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_status_is_tagged_in_json() {
+        let v = Verification::NotRun {
+            reason: "no reference".into(),
+        };
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j["status"], "not_run");
+        assert_eq!(serde_json::from_value::<Verification>(j).unwrap(), v);
+    }
+}

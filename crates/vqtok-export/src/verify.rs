@@ -515,3 +515,32 @@ pub fn record(model_dir: &Path, report: &VerifyReport) -> Result<()> {
     };
     manifest.save(model_dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psnr_is_finite_for_exact_matches_and_follows_the_definition() {
+        assert_eq!(psnr(&[1.0, 2.0], &[1.0, 2.0]), 200.0);
+        // MSE 1 → 20·log10(255) = 48.1308 dB.
+        let p = psnr(&[0.0, 10.0], &[1.0, 9.0]);
+        assert!((p - 48.130_803_608).abs() < 1e-6, "{p}");
+    }
+
+    #[test]
+    fn nchw_pixels_are_unnormalised_per_channel_and_clamped() {
+        let io = PixelIo::new(
+            &vqtok_config::Normalize::MeanStd {
+                mean: [0.5, 0.25, 0.0],
+                std: [0.5, 0.25, 1.0],
+            },
+            3,
+        )
+        .unwrap();
+        // One pixel per channel: x̂ = 1, 0, 2 → (1·0.5+0.5)·255, (0·0.25+0.25)·255, 2·255 clamped.
+        let px = nchw_to_pixels(&io, &[1, 3, 1, 1], &[1.0, 0.0, 2.0]);
+        assert_eq!(px, vec![255.0, 63.75, 255.0]);
+        assert_eq!(io.pixel_scale(1), 63.75);
+    }
+}
