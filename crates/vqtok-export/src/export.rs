@@ -1,0 +1,185 @@
+//! Checkpoint → model folder: the graphs, the codebooks and manifest.json.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use vqtok_config::Config;
+
+use crate::error::{ExportError, Result};
+use crate::graphs::{GraphKind, build_graph, indices_name};
+use crate::manifest::{
+    CODEBOOK_FILE, FORMAT_VERSION, FileInfo, GraphInfo, IoInfo, LevelInfo, Manifest, Normalization,
+    Verification, sha256_hex,
+};
+use crate::nn::{DECODE_FORMULA, ENCODE_FORMULA, PixelIo};
+use crate::onnx::{IR_VERSION, OPSET, write_model};
+use crate::tensor_file::{RawTensor, write_tensors};
+use crate::weights::{CheckpointWeights, Init, WeightSource};
+
+/// A checkpoint folder's file names.
+pub const CHECKPOINT_WEIGHTS: &str = "model.safetensors";
+pub const CHECKPOINT_CONFIG: &str = "param.json";
+
+/// Protobuf messages cannot exceed 2 GiB; past this many bytes of weights a graph
+/// stores them in `<graph>.onnx.data` instead.
+pub const DEFAULT_EXTERNAL_DATA_THRESHOLD: u64 = 1_800_000_000;
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Also write `encoder_float.onnx` / `decoder_float.onnx` (verification needs them).
+    pub float_variants: bool,
+    /// Bytes of weights per graph above which they go to an external-data file.
+    pub external_data_threshold: u64,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            float_variants: true,
+            external_data_threshold: DEFAULT_EXTERNAL_DATA_THRESHOLD,
+        }
+    }
+}
+
+/// A trained model ready to export: its config and weights.
+pub struct Checkpoint {
+    pub config: Config,
+    pub weights: CheckpointWeights,
+}
+
+impl Checkpoint {
+    /// A checkpoint folder: `model.safetensors` (taming state-dict names) + `param.json`.
+    pub fn open_dir(dir: &Path) -> Result<Checkpoint> {
+        if !dir.is_dir() {
+            return Err(ExportError::bad_input(
+                dir,
+                "checkpoint folder does not exist",
+            ));
+        }
+        Self::open(&dir.join(CHECKPOINT_WEIGHTS), &dir.join(CHECKPOINT_CONFIG))
+    }
+
+    /// Explicit weights and config files.
+    pub fn open(weights: &Path, config: &Path) -> Result<Checkpoint> {
+        let config = Config::from_path(config)?;
+        let weights = CheckpointWeights::open(weights)?;
+        Ok(Checkpoint { config, weights })
+    }
+}
+
+fn grid_rule(config: &Config) -> String {
+    let levels = config.model.levels();
+    let grids = levels
+        .iter()
+        .map(|l| format!("`{}` is [N, H/{f}, W/{f}]", indices_name(l), f = l.factor))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "H and W must be multiples of {}; {grids}",
+        config.model.size_multiple()
+    )
+}
+
+/// Writes the model folder `out_dir` (created if needed; files of ours are replaced)
+/// and returns its manifest, whose verification is `not_run`.
+pub fn export(
+    config: &Config,
+    weights: &mut dyn WeightSource,
+    out_dir: &Path,
+    options: &ExportOptions,
+) -> Result<Manifest> {
+    std::fs::create_dir_all(out_dir).map_err(|e| ExportError::io(out_dir, e))?;
+    let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
+    let mut graphs = BTreeMap::new();
+    for kind in GraphKind::ALL {
+        if kind.is_float() && !options.float_variants {
+            continue;
+        }
+        let (model, inputs, outputs) = build_graph(config, kind, weights)?;
+        let file = format!("{}.onnx", kind.key());
+        let written = write_model(model, out_dir, &file, options.external_data_threshold)?;
+        let external_data = written.get(1).map(|w| w.name.clone());
+        for w in written {
+            files.insert(
+                w.name,
+                FileInfo {
+                    bytes: w.bytes,
+                    sha256: w.sha256,
+                },
+            );
+        }
+        let io = |v: Vec<crate::graphs::Io>| {
+            v.into_iter()
+                .map(|io| IoInfo {
+                    name: io.name,
+                    dtype: io.dtype,
+                    shape: io.shape.iter().map(|d| d.to_manifest()).collect(),
+                })
+                .collect()
+        };
+        graphs.insert(
+            kind.key().to_string(),
+            GraphInfo {
+                file,
+                external_data,
+                inputs: io(inputs),
+                outputs: io(outputs),
+            },
+        );
+    }
+
+    let levels = config.model.levels();
+    let mut tables = Vec::new();
+    let mut level_info = Vec::new();
+    for l in &levels {
+        let key = format!("{}.embedding.weight", l.name);
+        let data = weights.tensor(&key, &[l.size, l.dim], Init::Codebook { size: l.size })?;
+        tables.push((key.clone(), RawTensor::from_f32(&[l.size, l.dim], &data)));
+        level_info.push(LevelInfo {
+            name: l.name.to_string(),
+            indices: indices_name(l),
+            factor: l.factor,
+            codebook_size: l.size,
+            dim: l.dim,
+            codebook_tensor: key,
+        });
+    }
+    let codebook_path = out_dir.join(CODEBOOK_FILE);
+    write_tensors(&codebook_path, &tables)?;
+    let bytes = std::fs::read(&codebook_path).map_err(|e| ExportError::io(&codebook_path, e))?;
+    files.insert(
+        CODEBOOK_FILE.to_string(),
+        FileInfo {
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        },
+    );
+
+    let pixels = PixelIo::new(&config.data.normalize, config.model.in_channels())?;
+    let manifest = Manifest {
+        format: "vqtok-onnx".into(),
+        format_version: FORMAT_VERSION,
+        vqtok_version: env!("CARGO_PKG_VERSION").into(),
+        family: config.model.family().as_str().into(),
+        model_type: config.model_type.clone(),
+        model_hash: config.model_hash(),
+        config: config.to_json(),
+        size_multiple: config.model.size_multiple(),
+        grid_rule: grid_rule(config),
+        levels: level_info,
+        normalization: Normalization {
+            encode: ENCODE_FORMULA.into(),
+            decode: DECODE_FORMULA.into(),
+            pixels,
+        },
+        opset: OPSET,
+        ir_version: IR_VERSION,
+        graphs,
+        files,
+        verification: Verification::NotRun {
+            reason: "no reference file was given (export --reference FILE runs it)".into(),
+        },
+    };
+    manifest.save(out_dir)?;
+    Ok(manifest)
+}

@@ -1,0 +1,43 @@
+//! vqtok-export: a checkpoint (taming state-dict names + param.json) → a folder of
+//! ONNX graphs that tokenize and detokenize frames without Python or libtorch,
+//! plus the codebooks and a manifest; and the verification of those graphs against
+//! the tch model (see [`verify`] for the reference file the training side writes).
+//!
+//! Model folder:
+//! - `encoder.onnx`: u8 RGB frames `[N, H, W, C]` → int64 indices per level
+//!   (normalisation, layout change, encoder, quant_conv, matmul-form distances,
+//!   ArgMin all inside the graph);
+//! - `decoder.onnx`: indices → u8 frames (codebook Gather, post_quant_conv, decoder,
+//!   unnormalise, clamp, round);
+//! - `encoder_float.onnx` / `decoder_float.onnx`: the same on normalised NCHW floats;
+//! - `codebook.safetensors`, `manifest.json` (see [`Manifest`]).
+//!
+//! Graphs use opset 17 with dynamic N, H, W; GroupNorm is decomposed into
+//! InstanceNormalization on a `[N, 32, -1]` view. No tch dependency: the ONNX
+//! protobuf types come from onnx.proto via prost (build.rs).
+
+mod error;
+mod export;
+mod graphs;
+mod manifest;
+mod nn;
+pub mod onnx;
+pub mod runtime;
+mod tensor_file;
+pub mod verify;
+mod weights;
+
+pub use error::{ExportError, Result};
+pub use export::{
+    CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS, Checkpoint, DEFAULT_EXTERNAL_DATA_THRESHOLD,
+    ExportOptions, export,
+};
+pub use graphs::{FRAMES, GraphKind, IMAGES, build_graph, indices_name};
+pub use manifest::{
+    CODEBOOK_FILE, FileInfo, GraphInfo, IoInfo, LevelInfo, MANIFEST_FILE, Manifest, Normalization,
+    Verification,
+};
+pub use nn::PixelIo;
+pub use tensor_file::{RawTensor, TensorFile, write_tensors};
+pub use verify::{Gates, VerifyOptions, VerifyReport, verify};
+pub use weights::{CheckpointWeights, Init, RandomWeights, WeightSource};

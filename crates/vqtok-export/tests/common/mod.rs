@@ -1,0 +1,155 @@
+//! Helpers shared by the integration tests: paths, fixtures, ORT runs, Python.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vqtok_export::runtime::{Input, Output, Session, SessionOptions};
+use vqtok_export::{GraphKind, Manifest};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// ../shared (or $VQTOK_SHARED).
+pub fn shared() -> PathBuf {
+    std::env::var_os("VQTOK_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared"))
+}
+
+pub fn taming_tiny() -> PathBuf {
+    shared().join("fixtures/taming_tiny")
+}
+
+/// A fresh, empty scratch folder for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn session(dir: &Path, kind: GraphKind) -> Session {
+    Session::open(
+        &dir.join(format!("{}.onnx", kind.key())),
+        SessionOptions::default(),
+    )
+    .unwrap()
+}
+
+/// Runs `session` with one input and returns outputs by name.
+pub fn run(session: &mut Session, inputs: &[(&str, Input<'_>)]) -> Vec<(String, Output)> {
+    session.run(inputs).unwrap()
+}
+
+pub fn i64_out(outs: &[(String, Output)], name: &str) -> (Vec<usize>, Vec<i64>) {
+    match outs.iter().find(|(k, _)| k == name) {
+        Some((_, Output::I64(t))) => (t.shape.clone(), t.data.clone()),
+        other => panic!("no int64 output {name}: {other:?}"),
+    }
+}
+
+pub fn f32_out(outs: &[(String, Output)], name: &str) -> (Vec<usize>, Vec<f32>) {
+    match outs.iter().find(|(k, _)| k == name) {
+        Some((_, Output::F32(t))) => (t.shape.clone(), t.data.clone()),
+        other => panic!("no float output {name}: {other:?}"),
+    }
+}
+
+pub fn u8_out(outs: &[(String, Output)], name: &str) -> (Vec<usize>, Vec<u8>) {
+    match outs.iter().find(|(k, _)| k == name) {
+        Some((_, Output::U8(t))) => (t.shape.clone(), t.data.clone()),
+        other => panic!("no u8 output {name}: {other:?}"),
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), for test frames.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 56) as u8
+        })
+        .collect()
+}
+
+/// Smooth synthetic frames `[n, h, w, 3]` (gradients + a moving square): closer to
+/// video than noise, so reconstructions and PSNR mean something.
+pub fn smooth_frames(n: usize, h: usize, w: usize, seed: u64) -> Vec<u8> {
+    let noise = random_bytes(n * h * w * 3, seed);
+    let mut out = vec![0u8; n * h * w * 3];
+    for b in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    let i = ((b * h + y) * w + x) * 3 + c;
+                    let base = (x * 255 / w.max(1)) as f64 * (c as f64 + 1.0) / 3.0
+                        + (y * 255 / h.max(1)) as f64 * 0.3;
+                    let square = if (y / 8 + x / 8 + b) % 3 == 0 {
+                        60.0
+                    } else {
+                        0.0
+                    };
+                    let v = base + square + (noise[i] as f64 - 128.0) * 0.1;
+                    out[i] = v.clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// NHWC u8 → NCHW f32 normalised with the manifest's formula, computed as the graph does.
+pub fn normalize_like_graph(manifest: &Manifest, shape: [usize; 4], frames: &[u8]) -> Vec<f32> {
+    let p = &manifest.normalization.pixels;
+    let [n, h, w, c] = shape;
+    let mut out = vec![0f32; frames.len()];
+    for (i, &v) in frames.iter().enumerate() {
+        let (ch, rest) = (i % c, i / c);
+        let (x, rest) = (rest % w, rest / w);
+        let (y, b) = (rest % h, rest / h);
+        let mut f = v as f32 / p.divisor[ch] as f32 - p.offset[ch] as f32;
+        if p.std[ch] != 1.0 {
+            f /= p.std[ch] as f32;
+        }
+        out[((b * c + ch) * h + y) * w + x] = f;
+    }
+    let _ = n;
+    out
+}
+
+/// The venv's Python (for checks with the reference onnx / onnxruntime packages).
+pub fn python() -> PathBuf {
+    std::env::var_os("VQTOK_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("VQTOK_PYTHON").map(PathBuf::from))
+        .expect("VQTOK_PYTHON is set by .cargo/config.toml; run `cargo xtask setup`")
+}
+
+/// Runs a Python script with arguments; panics with its stderr on failure; returns stdout.
+pub fn run_python(script: &str, args: &[&Path]) -> String {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("ORT_DISABLE_TELEMETRY", "1")
+        .output()
+        .expect("cannot start the venv's python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A param.json text for a config file of the repository, by file name.
+pub fn repo_config(name: &str) -> vqtok_config::Config {
+    vqtok_config::Config::from_path(workspace_root().join("configs").join(name)).unwrap()
+}
