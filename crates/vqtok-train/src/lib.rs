@@ -2,3 +2,4 @@
 //! (the seed's create_model), the losses, and the trainer.
 
 pub mod model;
+pub mod optim;
