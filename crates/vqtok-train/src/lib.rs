@@ -1,5 +1,6 @@
 //! vqtok's training side, on tch (libtorch): the models behind one adapter trait
 //! (the seed's create_model), the losses, and the trainer.
 
+pub mod loss;
 pub mod model;
 pub mod optim;
