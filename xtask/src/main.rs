@@ -5,6 +5,7 @@
 
 mod check_config;
 mod ci;
+mod import_taming;
 mod setup;
 mod util;
 
@@ -41,6 +42,18 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Convert a taming Lightning .ckpt into a safetensors state dict (autoencoder + discriminator).
+    #[command(
+        after_help = "Example:\n  cargo xtask import-taming --ckpt logs/vqgan/checkpoints/last.ckpt --out model.safetensors"
+    )]
+    ImportTaming {
+        /// The Lightning checkpoint (its `state_dict` is read; nothing in it is executed).
+        #[arg(long)]
+        ckpt: std::path::PathBuf,
+        /// The safetensors file to write (taming's key names; loss.perceptual_loss.* dropped).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +62,7 @@ fn main() -> ExitCode {
         Command::Setup => setup::run(),
         Command::Test { cargo_args } => ci::run(&cargo_args),
         Command::CheckConfig { files } => check_config::run(&files),
+        Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,7 +54,7 @@ fn reference(
     step: u64,
 ) -> (f64, f64, Vec<Tensor>) {
     let p = params();
-    let out = model.forward_t(x, true);
+    let out = model.forward_t(x, true).unwrap();
     let rec = (x - &out.recon).abs() + lpips.forward(x, &out.recon) * p.perceptual_weight;
     let nll = rec.mean(Kind::Double);
     let logits = loss.discriminator().logits_frozen(&out.recon, true);
@@ -86,7 +86,7 @@ fn compare_at(step: u64) {
     let lpips = Lpips::load(&lpips_weights(), Device::Cpu, Kind::Double).unwrap();
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Double, Device::Cpu)).tanh();
 
-    let out = model.forward_t(&x, true);
+    let out = model.forward_t(&x, true).unwrap();
     let ours = loss
         .generator_step(
             &out.vq_loss,
@@ -152,7 +152,7 @@ fn a_last_layer_outside_the_graph_is_an_error_not_a_panic() {
     p.perceptual_weight = 0.0;
     let loss = VqLpipsWithDiscriminator::new(&p, &opts).unwrap();
     let x = Tensor::randn([1, 3, 16, 16], (Kind::Double, Device::Cpu));
-    let out = model.forward_t(&x, true);
+    let out = model.forward_t(&x, true).unwrap();
     let stranger = Tensor::zeros([3, 8, 3, 3], (Kind::Double, Device::Cpu)).set_requires_grad(true);
     let res = loss.generator_step(&out.vq_loss, &x, &out.recon, 9, &stranger, Split::Train);
     assert!(matches!(res, Err(LossError::LastLayerUnused)), "{res:?}");

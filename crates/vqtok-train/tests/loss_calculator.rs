@@ -54,7 +54,7 @@ fn train_step(
     x: &Tensor,
     step: u64,
 ) -> bool {
-    let out = model.forward_t(x, true);
+    let out = model.forward_t(x, true).unwrap();
     let loss = t.compute_total_loss(x, &out.recon, &out.vq_loss, step, Split::Train);
     opt.zero_grad();
     loss.total_loss.backward();
@@ -101,7 +101,7 @@ fn loss_dict_adds_up_and_the_gan_term_waits_for_disc_start() {
     let model = ToyModel::new(Kind::Float, false);
     let t = traditional(&config, &model);
     let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
-    let out = model.forward_t(&x, true);
+    let out = model.forward_t(&x, true).unwrap();
     let early = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 1, Split::Train);
     assert_eq!(early.g_loss.double_value(&[]), 0.0);
     let mse = (&x - &out.recon)
@@ -168,7 +168,7 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
 
     // Same inputs from here: both discriminators take bit-identical steps, which
     // needs the Adam moments restored, not just the weights.
-    let out = model.forward_t(&x, true);
+    let out = model.forward_t(&x, true).unwrap();
     for t in [&mut a, &mut b] {
         let loss = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 6, Split::Train);
         assert!(t.step_discriminator(&loss, 6).unwrap().is_some());
@@ -194,7 +194,7 @@ fn no_gan_means_no_discriminator_and_empty_state() {
     assert!(t.discriminator().is_none());
     assert!(t.get_checkpoint_state().is_empty());
     let x = Tensor::rand([1, 3, 8, 8], (Kind::Float, Device::Cpu));
-    let out = model.forward_t(&x, true);
+    let out = model.forward_t(&x, true).unwrap();
     let loss = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 10, Split::Train);
     assert!(t.step_discriminator(&loss, 10).unwrap().is_none());
 }

@@ -1,9 +1,36 @@
 //! The adapter interface every model implements (the seed's `create_model` and its
 //! adapters), so the trainer, the loss calculator and export never look inside a family.
+//!
+//! A model lives in a `VarStore` the caller owns and holds only the autoencoder
+//! (`encoder.*`, `decoder.*`, `quantize*`, … under taming's or docs/models.md's names);
+//! discriminator and LPIPS live in var stores of their own. Models follow the var
+//! store's kind (f64 for parity tests, f32 for training) and device.
 
-use tch::Tensor;
+mod classic;
+mod conv;
+mod error;
+mod input;
+mod norm;
+mod quantize;
+mod taming;
+mod vars;
+
+pub use classic::{ClassicDecoder, ClassicEncoder, ResStack, VqVae, VqVae2};
+pub use conv::{Conv2d, ConvTranspose2d};
+pub use error::ModelError;
+pub use norm::GroupNorm;
+pub use quantize::{
+    BatchCodeStats, CodebookUsage, EmaQuantizer, EmaState, QuantOutput, Quantizer, QuantizerConfig,
+    VectorQuantizer, batch_stats, code_counts, dead_codes, ema_update, nearest_codes, perplexity,
+};
+pub use taming::{AttnBlock, Decoder, Downsample, Encoder, ResnetBlock, TamingModel, Upsample};
+pub use vars::Vars;
+
+use tch::{Tensor, nn};
+use vqtok_config::ModelConfig;
 
 /// What one forward pass returns (the seed's `(vq_loss, recon, perplexity, indices)`).
+#[derive(Debug)]
 pub struct ModelOutput {
     /// Scalar quantizer loss (codebook + commitment terms), summed over levels.
     pub vq_loss: Tensor,
@@ -16,13 +43,20 @@ pub struct ModelOutput {
 }
 
 /// One model family behind the seed's adapter interface.
+///
+/// `forward_t`, `encode` and `decode_indices` return `Result` (the seed's adapters
+/// return plain values): they take user data — frames of any size, index grids read
+/// from token files — and a wrong shape or an out-of-range code must be an error that
+/// says what is wrong, not a panic inside libtorch. The checks read shapes only, except
+/// that `decode_indices` reads the index range back from the device.
 pub trait VqModel {
     /// Full pass. With `train`, dropout is active and EMA codebooks update (once).
-    fn forward_t(&self, images: &Tensor, train: bool) -> ModelOutput;
-    /// Images `[B, C, H, W]` (normalised) → one `[B, h, w]` index grid per level.
-    fn encode(&self, images: &Tensor) -> Vec<Tensor>;
+    fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput, ModelError>;
+    /// Images `[B, C, H, W]` (normalised) → one `[B, h, w]` index grid per level
+    /// (eval mode, no autograd, no codebook update).
+    fn encode(&self, images: &Tensor) -> Result<Vec<Tensor>, ModelError>;
     /// Index grids (as returned by `encode`) → reconstruction `[B, C, H, W]`.
-    fn decode_indices(&self, indices: &[Tensor]) -> Tensor;
+    fn decode_indices(&self, indices: &[Tensor]) -> Result<Tensor, ModelError>;
     /// The decoder's final conv weight, for the adaptive GAN weight.
     fn last_layer(&self) -> Tensor;
     /// Parameters the autoencoder optimizer updates (EMA codebook state excluded).
@@ -31,4 +65,15 @@ pub trait VqModel {
     fn output_channels(&self) -> usize;
     /// True for the taming family (VQModel / EMAVQ), which owns VQLPIPSWithDiscriminator.
     fn is_taming(&self) -> bool;
+}
+
+/// Builds the model `cfg` describes under `vs` (the seed's `create_model`; the config
+/// already mapped `model_type` aliases to a family). Weights are freshly initialised as
+/// PyTorch would; load a checkpoint with [`crate::state_dict::load_state_dict`].
+pub fn create_model(cfg: &ModelConfig, vs: &nn::Path) -> Result<Box<dyn VqModel>, ModelError> {
+    Ok(match cfg {
+        ModelConfig::Taming(a) => Box::new(TamingModel::new(vs, a)?),
+        ModelConfig::VqVae(a) => Box::new(VqVae::new(vs, a)?),
+        ModelConfig::VqVae2(a) => Box::new(VqVae2::new(vs, a)?),
+    })
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
-use vqtok_train::model::{ModelOutput, VqModel};
+use vqtok_train::model::{ModelError, ModelOutput, VqModel};
 
 /// ../shared, or `$VQTOK_SHARED`.
 pub fn shared_dir() -> PathBuf {
@@ -94,27 +94,27 @@ impl ToyModel {
 }
 
 impl VqModel for ToyModel {
-    fn forward_t(&self, images: &Tensor, _train: bool) -> ModelOutput {
+    fn forward_t(&self, images: &Tensor, _train: bool) -> Result<ModelOutput, ModelError> {
         let z = self.enc.forward(images);
         let vq_loss = z.square().mean(z.kind()) * 0.25;
-        ModelOutput {
+        Ok(ModelOutput {
             vq_loss,
             recon: self.decode(&z),
             perplexity: vec![],
-            indices: self.encode(images),
-        }
+            indices: self.encode(images)?,
+        })
     }
 
-    fn encode(&self, images: &Tensor) -> Vec<Tensor> {
-        vec![self.enc.forward(images).argmax(1, false)]
+    fn encode(&self, images: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        Ok(vec![self.enc.forward(images).argmax(1, false)])
     }
 
-    fn decode_indices(&self, indices: &[Tensor]) -> Tensor {
+    fn decode_indices(&self, indices: &[Tensor]) -> Result<Tensor, ModelError> {
         let z = indices[0]
             .one_hot(4)
             .permute([0, 3, 1, 2])
             .to_kind(self.out.ws.kind());
-        self.decode(&z)
+        Ok(self.decode(&z))
     }
 
     fn last_layer(&self) -> Tensor {

@@ -1,0 +1,61 @@
+//! The event files we write are read back by the real TensorBoard (the venv's
+//! `tensorboard` package, EventAccumulator, CRCs checked).
+
+use std::process::Command;
+
+use vqtok_train::train::tensorboard::EventWriter;
+
+#[test]
+fn tensorboard_reads_our_scalars_and_images() {
+    let dir = std::env::temp_dir().join(format!("vqtok-tb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut w = EventWriter::create(&dir).unwrap();
+    for step in 0..5u64 {
+        w.scalars(
+            step,
+            [
+                ("train/total_loss", 1.0 / (step + 1) as f64),
+                ("train/lr", 1e-4),
+            ],
+        )
+        .unwrap();
+    }
+    // A 4×2 image: a red and a blue column pattern.
+    let rgb: Vec<u8> = (0..8)
+        .flat_map(|i| if i % 2 == 0 { [255, 0, 0] } else { [0, 0, 255] })
+        .collect();
+    w.image(4, "val/reconstructions", &rgb, 4, 2).unwrap();
+    w.flush().unwrap();
+
+    let script = r#"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0, "images": 0})
+acc.Reload()
+loss = acc.Scalars("train/total_loss")
+print("steps", [e.step for e in loss])
+print("values", ["%.6f" % e.value for e in loss])
+img = acc.Images("val/reconstructions")[0]
+print("image", img.step, img.width, img.height, img.encoded_image_string[:4] == b"\x89PNG")
+"#;
+    let python = env!("VQTOK_PYTHON");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .expect("run the venv python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("steps [0, 1, 2, 3, 4]"), "{stdout}");
+    assert!(
+        stdout.contains("'1.000000', '0.500000', '0.333333', '0.250000', '0.200000'"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("image 4 4 2 True"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
