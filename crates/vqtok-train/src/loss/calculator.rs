@@ -22,7 +22,7 @@ use super::error::LossError;
 use super::gan::{d_loss, g_loss};
 use super::log::{LossLog, Split};
 use super::lpips::{Lpips, lpips_weights_path};
-use super::options::{ForwardScope, LossOptions};
+use super::options::LossOptions;
 use super::vqlpips::VqLpipsWithDiscriminator;
 use crate::model::VqModel;
 use crate::optim::{Adam, AdamConfig};
@@ -193,13 +193,6 @@ impl TraditionalCalculator {
     /// The discriminator, if `gan_weight > 0`.
     pub fn discriminator(&self) -> Option<&Discriminator> {
         self.gan.as_ref().map(|g| &g.disc)
-    }
-
-    /// The trainer's mixed-precision hook for the discriminator's forwards.
-    pub fn set_forward_scope(&mut self, scope: ForwardScope) {
-        if let Some(g) = &mut self.gan {
-            g.disc.set_forward_scope(scope);
-        }
     }
 
     /// The autoencoder's loss. The adversarial term uses D in train mode (train split)

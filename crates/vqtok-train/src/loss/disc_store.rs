@@ -9,25 +9,15 @@ use tch::{Device, Kind, Tensor};
 
 use super::discriminator::{DiscriminatorConfig, NLayerDiscriminator};
 use super::error::LossError;
-use super::options::ForwardScope;
 use super::weights::{copy_by_name, snapshot};
 
 /// Variable-name prefix of the discriminator (taming's `loss.discriminator`).
 pub const DISCRIMINATOR_PREFIX: &str = "loss.discriminator";
 
+#[derive(Debug)]
 pub struct Discriminator {
     vs: VarStore,
     net: NLayerDiscriminator,
-    scope: Option<ForwardScope>,
-}
-
-impl std::fmt::Debug for Discriminator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Discriminator")
-            .field("net", &self.net)
-            .field("scoped", &self.scope.is_some())
-            .finish()
-    }
 }
 
 /// Casts the floating-point variables only (BatchNorm's `num_batches_tracked` stays
@@ -62,29 +52,17 @@ impl Discriminator {
         }
         let net = NLayerDiscriminator::new(p, cfg);
         set_float_kind(&mut vs, kind)?;
-        Ok(Discriminator {
-            vs,
-            net,
-            scope: None,
-        })
+        Ok(Discriminator { vs, net })
     }
 
     pub fn var_store(&self) -> &VarStore {
         &self.vs
     }
 
-    /// Routes every forward through `scope` (the trainer's autocast hook).
-    pub fn set_forward_scope(&mut self, scope: ForwardScope) {
-        self.scope = Some(scope);
-    }
-
-    /// Patch logits; `train` = batch statistics and running-stat updates.
+    /// Patch logits; `train` = batch statistics and running-stat updates. Runs under
+    /// the caller's autocast state (bf16 convs inside a mixed-precision region).
     pub fn logits(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut run = || self.net.forward_t(x, train);
-        match &self.scope {
-            Some(scope) => scope(&mut run),
-            None => run(),
-        }
+        self.net.forward_t(x, train)
     }
 
     /// Logits with the discriminator's parameters frozen for this forward, so that a

@@ -38,6 +38,8 @@ pub enum LossError {
     )]
     LastLayerUnused,
     #[error(transparent)]
+    StateDict(#[from] crate::state_dict::StateDictError),
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
 

@@ -8,14 +8,14 @@
 //! `linK.model.1.weight`). A missing file is an error, never random weights: LPIPS on a
 //! random VGG is ~10× smaller and does not measure perceptual distance.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use super::error::LossError;
-use super::weights::copy_by_name;
+use crate::autocast::Autocast;
+use crate::state_dict::{LoadOptions, load_state_dict};
 
 /// Environment variable that holds the default weights path (set for every cargo
 /// process by `.cargo/config.toml`).
@@ -99,21 +99,7 @@ impl Lpips {
             })
             .collect();
         vs.set_kind(kind);
-
-        let source = weights.display().to_string();
-        let file: HashMap<String, Tensor> = Tensor::read_safetensors(weights)
-            .map_err(|e| LossError::weights(&source, "", e.to_string()))?
-            .into_iter()
-            .collect();
-        let expected = vs.variables();
-        if let Some(extra) = file.keys().filter(|k| !expected.contains_key(*k)).min() {
-            return Err(LossError::weights(
-                &source,
-                extra,
-                "unexpected key: not an LPIPS-VGG v0.1 weights file",
-            ));
-        }
-        copy_by_name(&vs, &file, &source)?;
+        load_state_dict(&vs, weights, &LoadOptions::default())?;
         vs.freeze();
 
         let constant = |v: [f32; 3]| {
@@ -134,9 +120,10 @@ impl Lpips {
 
     /// LPIPS distance per sample, `[B, 1, 1, 1]`, between `input` and `target`
     /// (`[B, 3, H, W]` in [-1, 1]; taming passes the real image first). Computed in the
-    /// network's dtype whatever the inputs' dtype (fp32 under mixed precision);
-    /// gradients flow to both arguments, never into the frozen weights.
+    /// network's dtype whatever the inputs' dtype, with autocast off (fp32 inside a
+    /// bf16 region); gradients flow to both arguments, never into the frozen weights.
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
+        let _fp32 = Autocast::disabled(input.device());
         let batch = input.size()[0];
         // One VGG pass over both images: VGG has no batch-dependent layers, so this
         // equals taming's two separate passes and uses the accelerator better.

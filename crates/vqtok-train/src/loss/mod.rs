@@ -23,5 +23,5 @@ pub use error::LossError;
 pub use gan::{adopt_weight, d_loss, g_loss, hinge_d_loss, vanilla_d_loss};
 pub use log::{LossLog, Split};
 pub use lpips::{LPIPS_WEIGHTS_ENV, Lpips, lpips_weights_path};
-pub use options::{ForwardScope, LossOptions};
+pub use options::LossOptions;
 pub use vqlpips::{DiscriminatorOutput, GeneratorOutput, VqLpipsWithDiscriminator};

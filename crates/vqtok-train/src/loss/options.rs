@@ -1,14 +1,8 @@
-//! How the losses are built: device, dtype, where the LPIPS weights are, and the
-//! trainer's mixed-precision hook.
+//! How the losses are built: device, dtype and where the LPIPS weights are.
 
 use std::path::PathBuf;
 
-use tch::{Device, Kind, Tensor};
-
-/// Wraps one module forward; the trainer passes e.g. a bf16-autocast scope so that
-/// only the discriminator's forwards run in reduced precision while LPIPS, the
-/// adaptive weight and every loss value stay in the loss dtype.
-pub type ForwardScope = Box<dyn Fn(&mut dyn FnMut() -> Tensor) -> Tensor>;
+use tch::{Device, Kind};
 
 /// Construction options shared by the taming loss and the traditional path.
 #[derive(Debug, Clone)]

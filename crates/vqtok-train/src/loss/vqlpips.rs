@@ -15,6 +15,13 @@
 //!   `⟨x̂, sg(s_nll + d_weight·factor·s_g)⟩ + codebook_weight·mean(vq_loss)`, so the
 //!   trainer calls `backward` on [`GeneratorOutput::backward_loss`] (whose value is not
 //!   the loss) and logs [`GeneratorOutput::total_loss`] (which is taming's value).
+//!
+//! # Mixed precision
+//! The trainer may call both passes inside a bf16 autocast region: the discriminator's
+//! convs then run in bf16, LPIPS switches autocast off for itself, and every loss
+//! value, gradient seed and the adaptive weight are computed in the loss dtype (the
+//! logits are cast up before use; the remaining ops are elementwise or reductions,
+//! which autocast leaves in fp32).
 
 use std::collections::HashMap;
 
@@ -27,7 +34,7 @@ use super::error::LossError;
 use super::gan::{adopt_weight, d_loss, g_loss};
 use super::log::{LossLog, Split};
 use super::lpips::{Lpips, lpips_weights_path};
-use super::options::{ForwardScope, LossOptions};
+use super::options::LossOptions;
 
 /// Added to ‖∂g/∂W‖ in the adaptive weight (taming's value; the paper says 1e-6).
 const ADAPTIVE_EPS: f64 = 1e-4;
@@ -123,11 +130,6 @@ impl VqLpipsWithDiscriminator {
         source: &str,
     ) -> Result<(), LossError> {
         self.disc.load(named, source)
-    }
-
-    /// The trainer's mixed-precision hook for the discriminator's forwards.
-    pub fn set_forward_scope(&mut self, scope: ForwardScope) {
-        self.disc.set_forward_scope(scope);
     }
 
     /// The autoencoder pass (taming's `optimizer_idx == 0`).
