@@ -6,11 +6,12 @@
 
 mod loss_support;
 
-use loss_support::{ToyModel, assert_close, lpips_weights, scalar};
+use loss_support::{assert_close, lpips_weights, scalar};
+use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{DiscLoss, LossParams};
 use vqtok_train::loss::{LossError, LossOptions, Lpips, Split, VqLpipsWithDiscriminator};
-use vqtok_train::model::VqModel;
+use vqtok_train::model::{ModelError, ModelOutput, VqModel};
 
 const DISC_START: u64 = 5;
 
@@ -76,7 +77,7 @@ fn reference(
 
 fn compare_at(step: u64) {
     tch::manual_seed(7);
-    let model = ToyModel::new(Kind::Double, true);
+    let model = ToyModel::new();
     let opts = LossOptions {
         device: Device::Cpu,
         kind: Kind::Double,
@@ -142,7 +143,7 @@ fn equals_taming_before_disc_start_where_only_the_log_sees_it() {
 
 #[test]
 fn a_last_layer_outside_the_graph_is_an_error_not_a_panic() {
-    let model = ToyModel::new(Kind::Double, true);
+    let model = ToyModel::new();
     let opts = LossOptions {
         device: Device::Cpu,
         kind: Kind::Double,
@@ -156,4 +157,76 @@ fn a_last_layer_outside_the_graph_is_an_error_not_a_panic() {
     let stranger = Tensor::zeros([3, 8, 3, 3], (Kind::Double, Device::Cpu)).set_requires_grad(true);
     let res = loss.generator_step(&out.vq_loss, &x, &out.recon, 9, &stranger, Split::Train);
     assert!(matches!(res, Err(LossError::LastLayerUnused)), "{res:?}");
+}
+
+/// A tiny f64 conv autoencoder with a differentiable stand-in for the quantizer loss,
+/// so that every autoencoder gradient can be compared cheaply (the real taming model
+/// is checked against the fixture in loss_taming_fixture.rs). Its `last_layer` is the
+/// weight of the conv that produces the reconstruction, as in the real models.
+struct ToyModel {
+    vs: nn::VarStore,
+    enc: nn::Conv2D,
+    mid: nn::Conv2D,
+    out: nn::Conv2D,
+}
+
+impl ToyModel {
+    fn new() -> ToyModel {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let c = nn::ConvConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let enc = nn::conv2d(root.sub("encoder"), 3, 4, 3, c);
+        let mid = nn::conv2d(root.sub("decoder").sub("mid"), 4, 8, 3, c);
+        let out = nn::conv2d(root.sub("decoder").sub("conv_out"), 8, 3, 3, c);
+        vs.double();
+        ToyModel { vs, enc, mid, out }
+    }
+
+    fn decode(&self, z: &Tensor) -> Tensor {
+        self.out.forward(&self.mid.forward(z).tanh())
+    }
+}
+
+impl VqModel for ToyModel {
+    fn forward_t(&self, images: &Tensor, _train: bool) -> Result<ModelOutput, ModelError> {
+        let z = self.enc.forward(images);
+        let vq_loss = z.square().mean(z.kind()) * 0.25;
+        Ok(ModelOutput {
+            vq_loss,
+            recon: self.decode(&z),
+            perplexity: vec![],
+            indices: self.encode(images)?,
+        })
+    }
+
+    fn encode(&self, images: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        Ok(vec![self.enc.forward(images).argmax(1, false)])
+    }
+
+    fn decode_indices(&self, indices: &[Tensor]) -> Result<Tensor, ModelError> {
+        let z = indices[0]
+            .one_hot(4)
+            .permute([0, 3, 1, 2])
+            .to_kind(self.out.ws.kind());
+        Ok(self.decode(&z))
+    }
+
+    fn last_layer(&self) -> Tensor {
+        self.out.ws.shallow_clone()
+    }
+
+    fn trainable_vars(&self) -> Vec<Tensor> {
+        self.vs.trainable_variables()
+    }
+
+    fn output_channels(&self) -> usize {
+        3
+    }
+
+    fn is_taming(&self) -> bool {
+        true
+    }
 }

@@ -1,22 +1,22 @@
-//! The seed's LossCalculator: path selection, the traditional path's discriminator
-//! schedule and its checkpoint round trip. The model is a toy behind the `VqModel`
-//! trait (the same code path as VQ-VAE; the real VQ-VAE lives on the models branch).
+//! The seed's LossCalculator: path selection, the traditional path on a real VQ-VAE
+//! (the discriminator moves exactly on its steps) and its checkpoint round trip.
 
 mod loss_support;
 
 use std::collections::HashMap;
 
-use loss_support::{ToyModel, taming_tiny};
+use loss_support::{lpips_weights, taming_tiny};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
 use vqtok_train::loss::{LossCalculator, LossError, LossOptions, Split, TraditionalCalculator};
-use vqtok_train::model::VqModel;
-use vqtok_train::optim::Adam;
+use vqtok_train::model::{VqModel, create_model};
+use vqtok_train::optim::{Adam, AdamConfig};
 
 const VQVAE: &str = r#"{
   "model_type": "VqVae",
-  "model_args": { "num_hiddens": 16, "num_residual_hiddens": 8, "embedding_dim": 4,
-                  "num_embeddings": 16 },
+  "model_args": { "num_hiddens": 16, "num_residual_layers": 1, "num_residual_hiddens": 8,
+                  "embedding_dim": 4, "num_embeddings": 16 },
   "train_args": {
     "lr": 1e-3, "disc_update_every": 2,
     "traditional_loss": { "recon_loss": "mse", "gan_weight": 0.5, "disc_start": 2,
@@ -28,14 +28,21 @@ fn opts() -> LossOptions {
     LossOptions::new(Device::Cpu)
 }
 
-fn traditional(config: &Config, model: &ToyModel) -> TraditionalCalculator {
+/// The model a config describes, in its own var store (kept alive with it).
+fn build(config: &Config) -> (VarStore, Box<dyn VqModel>) {
+    let vs = VarStore::new(Device::Cpu);
+    let model = create_model(&config.model, &vs.root()).unwrap();
+    (vs, model)
+}
+
+fn traditional(config: &Config, model: &dyn VqModel) -> TraditionalCalculator {
     match LossCalculator::new(config, model, &opts()).unwrap() {
         LossCalculator::Traditional(t) => t,
         LossCalculator::Taming { .. } => panic!("a VqVae config must take the traditional path"),
     }
 }
 
-fn disc_weights(t: &TraditionalCalculator) -> Vec<(String, Tensor)> {
+fn disc_state(t: &TraditionalCalculator) -> Vec<(String, Tensor)> {
     t.discriminator().unwrap().state()
 }
 
@@ -46,10 +53,14 @@ fn same(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
             .all(|((ka, va), (kb, vb))| ka == kb && va.equal(vb))
 }
 
+fn batch() -> Tensor {
+    Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0
+}
+
 /// One training step as the trainer runs it; returns whether D was updated.
 fn train_step(
     t: &mut TraditionalCalculator,
-    model: &ToyModel,
+    model: &dyn VqModel,
     opt: &mut Adam,
     x: &Tensor,
     step: u64,
@@ -66,31 +77,36 @@ fn train_step(
 fn discriminator_moves_exactly_on_its_steps() {
     tch::manual_seed(1);
     let config = Config::parse(VQVAE).unwrap();
-    let model = ToyModel::new(Kind::Float, false);
-    let mut t = traditional(&config, &model);
-    let mut opt = Adam::new(model.trainable_vars(), Default::default());
-    let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (_vs, model) = build(&config);
+    let mut t = traditional(&config, model.as_ref());
+    let mut opt = Adam::new(
+        model.trainable_vars(),
+        AdamConfig::from_train_args(&config.train),
+    );
+    let x = batch();
     // disc_start 2, every 2 steps: D updates at 2, 4, 6.
     for step in 0..7u64 {
-        let before = disc_weights(&t);
-        let stepped = train_step(&mut t, &model, &mut opt, &x, step);
+        let before = disc_state(&t);
+        let stepped = train_step(&mut t, model.as_ref(), &mut opt, &x, step);
         let expected = step >= 2 && step % 2 == 0;
         assert_eq!(stepped, expected, "step {step}");
         assert_eq!(t.is_disc_step(step), expected);
-        let moved = !same(&before, &disc_weights(&t));
-        // Before disc_start D is not even run; on other steps the generator pass
-        // (train-mode BN) may move running stats but never the weights.
-        let weights_moved = before
+        let after = disc_state(&t);
+        // Parameters move only on D steps. From disc_start on the generator pass runs
+        // D in train mode, so BatchNorm running stats move on every step; before it D
+        // is not run at all.
+        let is_param = |k: &str| k.ends_with("weight") || k.ends_with("bias");
+        let params_moved = before
             .iter()
-            .zip(disc_weights(&t))
-            .filter(|(k, _)| k.0.ends_with("weight") || k.0.ends_with("bias"))
-            .any(|((_, a), (_, b))| !a.equal(&b));
-        assert_eq!(
-            weights_moved, expected,
-            "step {step}: D weights moved = {weights_moved}"
-        );
+            .zip(&after)
+            .filter(|((k, _), _)| is_param(k))
+            .any(|((_, a), (_, b))| !a.equal(b));
+        assert_eq!(params_moved, expected, "step {step}: D parameters moved");
         if step < 2 {
-            assert!(!moved, "step {step}: D must not run before disc_start");
+            assert!(
+                same(&before, &after),
+                "step {step}: D ran before disc_start"
+            );
         }
     }
 }
@@ -98,9 +114,9 @@ fn discriminator_moves_exactly_on_its_steps() {
 #[test]
 fn loss_dict_adds_up_and_the_gan_term_waits_for_disc_start() {
     let config = Config::parse(VQVAE).unwrap();
-    let model = ToyModel::new(Kind::Float, false);
-    let t = traditional(&config, &model);
-    let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let (_vs, model) = build(&config);
+    let t = traditional(&config, model.as_ref());
+    let x = batch();
     let out = model.forward_t(&x, true).unwrap();
     let early = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 1, Split::Train);
     assert_eq!(early.g_loss.double_value(&[]), 0.0);
@@ -108,12 +124,13 @@ fn loss_dict_adds_up_and_the_gan_term_waits_for_disc_start() {
         .square()
         .mean(Kind::Float)
         .double_value(&[]);
+    // f32 mean over 1536 values computed the same way: 1e-7.
     assert!((early.recon_loss.double_value(&[]) - mse).abs() < 1e-7);
     let late = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 2, Split::Train);
     let parts = late.recon_loss.double_value(&[])
         + 0.5 * late.g_loss.double_value(&[])
         + late.vq_loss.double_value(&[]);
-    // f32 sums of four terms of order 1: 1e-6.
+    // f32 sum of three terms of order 1: 1e-6.
     assert!((late.total_loss.double_value(&[]) - parts).abs() < 1e-6);
     assert_ne!(late.g_loss.double_value(&[]), 0.0);
     let keys: Vec<&str> = late.log.keys().collect();
@@ -133,12 +150,15 @@ fn loss_dict_adds_up_and_the_gan_term_waits_for_disc_start() {
 fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     tch::manual_seed(2);
     let config = Config::parse(VQVAE).unwrap();
-    let model = ToyModel::new(Kind::Float, false);
-    let mut a = traditional(&config, &model);
-    let mut opt = Adam::new(model.trainable_vars(), Default::default());
-    let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (_vs, model) = build(&config);
+    let mut a = traditional(&config, model.as_ref());
+    let mut opt = Adam::new(
+        model.trainable_vars(),
+        AdamConfig::from_train_args(&config.train),
+    );
+    let x = batch();
     for step in 0..5 {
-        train_step(&mut a, &model, &mut opt, &x, step);
+        train_step(&mut a, model.as_ref(), &mut opt, &x, step);
     }
     let saved = a.get_checkpoint_state();
     assert!(
@@ -160,8 +180,8 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     assert_eq!(step_of(&saved), Some(2), "D stepped at 2 and 4");
 
     // A fresh calculator (different random D) restored from the state.
-    let mut b = traditional(&config, &model);
-    assert!(!same(&disc_weights(&a), &disc_weights(&b)));
+    let mut b = traditional(&config, model.as_ref());
+    assert!(!same(&disc_state(&a), &disc_state(&b)));
     let named: HashMap<String, Tensor> = saved.into_iter().collect();
     b.load_checkpoint_state(&named, "ckpt").unwrap();
     assert!(same(&a.get_checkpoint_state(), &b.get_checkpoint_state()));
@@ -175,7 +195,7 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     }
     assert!(same(&a.get_checkpoint_state(), &b.get_checkpoint_state()));
 
-    // A state with a missing tensor names it.
+    // A state with a missing tensor names the checkpoint.
     let mut partial = named;
     partial.remove("optimizer_disc.3.exp_avg");
     let err = b
@@ -189,11 +209,11 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
 fn no_gan_means_no_discriminator_and_empty_state() {
     let mut config = Config::parse(VQVAE).unwrap();
     config.train.traditional_loss.gan_weight = 0.0;
-    let model = ToyModel::new(Kind::Float, false);
-    let mut t = traditional(&config, &model);
+    let (_vs, model) = build(&config);
+    let mut t = traditional(&config, model.as_ref());
     assert!(t.discriminator().is_none());
     assert!(t.get_checkpoint_state().is_empty());
-    let x = Tensor::rand([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let x = batch();
     let out = model.forward_t(&x, true).unwrap();
     let loss = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 10, Split::Train);
     assert!(t.step_discriminator(&loss, 10).unwrap().is_none());
@@ -202,12 +222,12 @@ fn no_gan_means_no_discriminator_and_empty_state() {
 #[test]
 fn taming_model_gets_the_taming_loss_and_two_optimizers() {
     let config = Config::from_path(taming_tiny("param.json")).unwrap();
-    let model = ToyModel::new(Kind::Float, true);
+    let (_vs, model) = build(&config);
     let mut o = opts();
-    o.lpips_weights = Some(loss_support::lpips_weights());
-    let calc = LossCalculator::new(&config, &model, &o).unwrap();
+    o.lpips_weights = Some(lpips_weights());
+    let calc = LossCalculator::new(&config, model.as_ref(), &o).unwrap();
     assert!(calc.use_taming_loss());
-    let (ae, disc) = calc.get_taming_optimizers(&model).unwrap();
+    let (ae, disc) = calc.get_taming_optimizers(model.as_ref()).unwrap();
     assert_eq!(ae.config().lr, 1e-3);
     assert_eq!(ae.config().betas, (0.5, 0.9));
     assert_eq!(ae.state_dict().len(), 3 * model.trainable_vars().len());
@@ -220,18 +240,20 @@ fn taming_model_gets_the_taming_loss_and_two_optimizers() {
 fn use_taming_loss_false_sends_a_taming_model_down_the_traditional_path() {
     let mut config = Config::from_path(taming_tiny("param.json")).unwrap();
     config.train.use_taming_loss = Some(false);
-    let model = ToyModel::new(Kind::Float, true);
-    let calc = LossCalculator::new(&config, &model, &opts()).unwrap();
+    let (_vs, model) = build(&config);
+    let calc = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
     assert!(!calc.use_taming_loss());
-    assert!(calc.get_taming_optimizers(&model).is_none());
+    assert!(calc.get_taming_optimizers(model.as_ref()).is_none());
 }
 
 #[test]
 fn use_taming_loss_true_with_a_non_taming_model_is_a_config_error() {
-    let mut config = Config::from_path(taming_tiny("param.json")).unwrap();
+    // Config validation already rejects this in a file; the calculator checks the
+    // model it is given as well.
+    let mut config = Config::parse(VQVAE).unwrap();
     config.train.use_taming_loss = Some(true);
-    let model = ToyModel::new(Kind::Float, false);
-    match LossCalculator::new(&config, &model, &opts()) {
+    let (_vs, model) = build(&config);
+    match LossCalculator::new(&config, model.as_ref(), &opts()) {
         Err(LossError::Config { path, .. }) => assert_eq!(path, "train_args.use_taming_loss"),
         other => panic!("expected a config error, got {other:?}"),
     }
@@ -241,9 +263,9 @@ fn use_taming_loss_true_with_a_non_taming_model_is_a_config_error() {
 fn perceptual_loss_without_weights_is_one_clear_error() {
     let mut config = Config::parse(VQVAE).unwrap();
     config.train.traditional_loss.perceptual_weight = 0.1;
-    let model = ToyModel::new(Kind::Float, false);
+    let (_vs, model) = build(&config);
     let mut o = opts();
     o.lpips_weights = Some("/nonexistent/lpips.safetensors".into());
-    let err = LossCalculator::new(&config, &model, &o).unwrap_err();
+    let err = LossCalculator::new(&config, model.as_ref(), &o).unwrap_err();
     assert!(matches!(err, LossError::LpipsWeightsMissing(_)), "{err:?}");
 }
