@@ -1,8 +1,6 @@
-//! Copying named tensors into a `VarStore` by name, keeping the store's dtype and
-//! device. (tch's own `VarStore::load` converts the variables to the file's dtype,
-//! which would silently turn an f64 test run into f32; its `read_safetensors` skips
-//! shape checks.) The models branch has a general strict loader; this is the small
-//! part the losses need.
+//! Copying in-memory named tensors (a checkpoint's state) into a `VarStore` by name,
+//! keeping the store's dtype and device, and taking copies back out. Files go through
+//! the strict loader in `state_dict.rs`.
 
 use std::collections::HashMap;
 
@@ -11,7 +9,7 @@ use tch::nn::VarStore;
 
 use super::error::LossError;
 
-/// Copies `src[name]` into every variable of `vs` whose name starts with `prefix`.
+/// Copies `src[name]` into every variable `name` of `vs`.
 /// Every such variable must be present with the same shape; other keys of `src`
 /// are ignored (a full taming checkpoint holds the encoder too). `source` names the
 /// file or checkpoint in errors.
