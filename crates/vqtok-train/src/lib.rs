@@ -2,6 +2,8 @@
 //! (the seed's create_model), the losses, and the trainer.
 
 pub mod autocast;
+pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod state_dict;
 pub mod train;

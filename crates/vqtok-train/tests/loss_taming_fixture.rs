@@ -1,0 +1,318 @@
+//! VQLPIPSWithDiscriminator against ../shared/fixtures/taming_tiny, computed by the
+//! original Python code in float64: LPIPS, both passes on the fixture's `xrec`, the
+//! BatchNorm running stats after the three discriminator forwards, and one full
+//! training step of the real taming model (adaptive weight, total loss, weights after
+//! both Adam steps).
+//!
+//! Tolerances, relative to each tensor's scale: f64 1e-11 — this port reproduces
+//! the fixture bit for bit on CPU, and a real deviation such as LPIPS's float32
+//! ScalingLayer constants taken as exact decimals shows up at ~1e-8, so 1e-11 keeps
+//! only room for summation order (observed ≤ 6e-15 through a full training step);
+//! f32 1e-4 (observed ≤ 1.2e-5, the adaptive weight).
+
+mod loss_support;
+
+use std::collections::HashMap;
+
+use loss_support::{assert_close, lpips_weights, read_named, scalar, taming_tiny};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+use vqtok_config::{Config, ModelConfig};
+use vqtok_train::autocast::Autocast;
+use vqtok_train::loss::{LossCalculator, LossOptions, Lpips, Split, VqLpipsWithDiscriminator};
+use vqtok_train::model::{TamingModel, VqModel};
+use vqtok_train::state_dict::{LoadOptions, load_state_dict};
+
+struct Fixture {
+    expected: HashMap<String, Tensor>,
+    model: HashMap<String, Tensor>,
+    loss: VqLpipsWithDiscriminator,
+    kind: Kind,
+}
+
+fn config() -> Config {
+    Config::from_path(taming_tiny("param.json")).expect("fixture param.json")
+}
+
+fn options(kind: Kind) -> LossOptions {
+    LossOptions {
+        device: Device::Cpu,
+        kind,
+        lpips_weights: Some(lpips_weights()),
+    }
+}
+
+fn fixture(kind: Kind) -> Fixture {
+    let config = config();
+    let ModelConfig::Taming(args) = &config.model else {
+        panic!("taming_tiny is a taming model")
+    };
+    let loss = VqLpipsWithDiscriminator::new(&args.lossconfig.params, &options(kind)).unwrap();
+    let model = read_named(&taming_tiny("model.safetensors"));
+    loss.load_discriminator(&model, "model.safetensors")
+        .unwrap();
+    Fixture {
+        expected: read_named(&taming_tiny("expected.safetensors")),
+        model,
+        loss,
+        kind,
+    }
+}
+
+impl Fixture {
+    fn get(&self, key: &str) -> Tensor {
+        self.expected[key].to_kind(self.kind)
+    }
+
+    fn rtol(&self) -> f64 {
+        if self.kind == Kind::Double {
+            1e-11
+        } else {
+            1e-4
+        }
+    }
+
+    fn check(&self, what: &str, got: &Tensor, key: &str) {
+        let want = &self.expected[key];
+        assert_close(what, &got.reshape(want.size()), want, self.rtol());
+    }
+}
+
+fn lpips_x_xrec(kind: Kind) {
+    let f = fixture(kind);
+    let net = Lpips::load(&lpips_weights(), Device::Cpu, kind).unwrap();
+    let d = net.forward(&f.get("x"), &f.get("xrec"));
+    f.check("lpips(x, xrec)", &d, "lpips_x_xrec");
+}
+
+#[test]
+fn lpips_matches_the_fixture_in_f64() {
+    lpips_x_xrec(Kind::Double);
+}
+
+#[test]
+fn lpips_matches_the_fixture_in_f32() {
+    lpips_x_xrec(Kind::Float);
+}
+
+/// Generator pass at global_step 1 (disc_start 0), then the discriminator pass on
+/// the same reconstruction, with D in train mode throughout.
+fn both_passes(kind: Kind) {
+    let f = fixture(kind);
+    let (x, xrec, qloss) = (f.get("x"), f.get("xrec"), f.get("qloss"));
+    let unused_last_layer = Tensor::zeros([1], (kind, Device::Cpu));
+    let ae = f
+        .loss
+        .generator_step(&qloss, &x, &xrec, 1, &unused_last_layer, Split::Train)
+        .unwrap();
+    // The fixture's xrec carries no graph: no adaptive weight, nothing to backprop.
+    assert!(ae.backward_loss.is_none());
+    for name in ["rec_loss", "nll_loss", "p_loss", "g_loss"] {
+        let got = ae.log.get(&format!("train/{name}")).unwrap();
+        f.check(name, got, &format!("ae.{name}"));
+    }
+    f.check(
+        "quant_loss",
+        ae.log.get("train/quant_loss").unwrap(),
+        "qloss",
+    );
+    assert_eq!(
+        ae.log.get("train/disc_factor").unwrap().double_value(&[]),
+        1.0
+    );
+
+    let d = f.loss.discriminator_step(&x, &xrec, 1, Split::Train);
+    f.check("disc_loss", &d.loss, "d.disc_loss");
+    for name in ["disc_loss", "logits_real", "logits_fake"] {
+        let got = d.log.get(&format!("train/{name}")).unwrap();
+        f.check(name, got, &format!("d.{name}"));
+    }
+    // Running stats after D(xrec), D(x), D(xrec): the discriminator optimizer step
+    // does not touch them, so they equal the fixture's after-step values.
+    let vars = f.loss.discriminator().var_store().variables();
+    let key = "loss.discriminator.main.3.running_mean";
+    f.check("BN running_mean", &vars[key], &format!("after_step.{key}"));
+    let tracked = vars["loss.discriminator.main.3.num_batches_tracked"].int64_value(&[]);
+    let before = f.model["loss.discriminator.main.3.num_batches_tracked"].int64_value(&[]);
+    assert_eq!(tracked, before + 3);
+}
+
+#[test]
+fn generator_and_discriminator_passes_match_the_fixture_in_f64() {
+    both_passes(Kind::Double);
+}
+
+#[test]
+fn generator_and_discriminator_passes_match_the_fixture_in_f32() {
+    both_passes(Kind::Float);
+}
+
+#[test]
+fn validation_uses_running_stats_and_no_adaptive_weight() {
+    let f = fixture(Kind::Double);
+    let (x, xrec, qloss) = (f.get("x"), f.get("xrec"), f.get("qloss"));
+    let unused = Tensor::zeros([1], (Kind::Double, Device::Cpu));
+    let before = f.loss.discriminator().state();
+    let ae = f
+        .loss
+        .generator_step(&qloss, &x, &xrec, 1, &unused, Split::Val)
+        .unwrap();
+    let keys: Vec<&str> = ae.log.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "val/total_loss",
+            "val/quant_loss",
+            "val/nll_loss",
+            "val/rec_loss",
+            "val/p_loss",
+            "val/d_weight",
+            "val/disc_factor",
+            "val/g_loss"
+        ]
+    );
+    assert_eq!(ae.log.get("val/d_weight").unwrap().double_value(&[]), 0.0);
+    // d_weight 0: total = nll + codebook_weight · qloss (f64, 1e-11 relative as above).
+    let want =
+        f.expected["ae.nll_loss"].double_value(&[0]) + f.expected["qloss"].double_value(&[0]);
+    let got = ae.total_loss.double_value(&[]);
+    assert!((got - want).abs() < 1e-11 * want, "{got} vs {want}");
+    // Eval-mode D: the logits differ from the train-mode fixture value and no
+    // running statistic moves.
+    let d = f.loss.discriminator_step(&x, &xrec, 1, Split::Val);
+    let keys: Vec<&str> = d.log.keys().collect();
+    assert_eq!(
+        keys,
+        ["val/disc_loss", "val/logits_real", "val/logits_fake"]
+    );
+    assert!(!d.loss.requires_grad());
+    for ((k, a), (_, b)) in before.iter().zip(f.loss.discriminator().state()) {
+        assert!(a.equal(&b), "validation changed {k}");
+    }
+}
+
+/// One full training step as the trainer runs it, with the real taming model loaded
+/// from the fixture: generator pass, AE Adam step, discriminator pass on the same
+/// reconstruction, D Adam step (both Adams from `get_taming_optimizers`).
+fn full_step(kind: Kind, rtol: f64) {
+    let config = config();
+    let mut vs = VarStore::new(Device::Cpu);
+    vs.set_kind(kind);
+    let ModelConfig::Taming(args) = &config.model else {
+        panic!("taming_tiny is a taming model")
+    };
+    let model = TamingModel::new(&vs.root(), args).unwrap();
+    let skip_loss = LoadOptions {
+        ignore_prefixes: vec!["loss.".into()],
+        ..LoadOptions::default()
+    };
+    load_state_dict(&vs, taming_tiny("model.safetensors"), &skip_loss).unwrap();
+    let calc = LossCalculator::new(&config, &model, &options(kind)).unwrap();
+    let (mut opt_ae, mut opt_d) = calc.get_taming_optimizers(&model).unwrap();
+    let LossCalculator::Taming { loss, .. } = &calc else {
+        panic!("a taming model takes the taming path")
+    };
+    // In place: the optimizers hold the same variables.
+    let disc_only = LoadOptions {
+        select_prefix: Some("loss.discriminator.".into()),
+        ..LoadOptions::default()
+    };
+    load_state_dict(
+        loss.discriminator().var_store(),
+        taming_tiny("model.safetensors"),
+        &disc_only,
+    )
+    .unwrap();
+
+    let exp = read_named(&taming_tiny("expected.safetensors"));
+    let x = exp["x"].to_kind(kind);
+    let out = model.forward_t(&x, true).unwrap();
+    assert_close("recon", &out.recon, &exp["xrec"], rtol);
+    let ae = loss
+        .generator_step(
+            &out.vq_loss,
+            &x,
+            &out.recon,
+            1,
+            &model.last_layer(),
+            Split::Train,
+        )
+        .unwrap();
+    for name in ["d_weight", "total_loss", "g_loss", "nll_loss", "p_loss"] {
+        let got = ae.log.get(&format!("train/{name}")).unwrap().reshape([1]);
+        assert_close(name, &got, &exp[&format!("ae.{name}")], rtol);
+    }
+    assert_close(
+        "total_loss",
+        &ae.total_loss.reshape([1]),
+        &exp["ae.total_loss"],
+        rtol,
+    );
+    opt_ae.zero_grad();
+    ae.backward_loss.expect("train pass has a graph").backward();
+    opt_ae.step();
+
+    let d = loss.discriminator_step(&x, &out.recon, 1, Split::Train);
+    assert_close("disc_loss", &d.loss.reshape([1]), &exp["d.disc_loss"], rtol);
+    opt_d.zero_grad();
+    d.loss.backward();
+    opt_d.step();
+
+    let ae_vars = vs.variables();
+    let d_vars = loss.discriminator().var_store().variables();
+    for key in [
+        "decoder.conv_out.weight",
+        "encoder.conv_in.weight",
+        "post_quant_conv.weight",
+        "quantize.embedding.weight",
+        "loss.discriminator.main.0.weight",
+        "loss.discriminator.main.3.running_mean",
+    ] {
+        let got = ae_vars.get(key).or_else(|| d_vars.get(key)).unwrap();
+        assert_close(key, got, &exp[&format!("after_step.{key}")], rtol);
+    }
+}
+
+#[test]
+fn one_training_step_of_the_taming_model_matches_the_fixture_in_f64() {
+    full_step(Kind::Double, 1e-11);
+}
+
+#[test]
+fn one_training_step_of_the_taming_model_matches_the_fixture_in_f32() {
+    full_step(Kind::Float, 1e-4);
+}
+
+#[test]
+fn under_bf16_autocast_only_the_discriminator_runs_in_bf16() {
+    let f = fixture(Kind::Float);
+    let (x, xrec, qloss) = (f.get("x"), f.get("xrec"), f.get("qloss"));
+    let unused = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+    let run = || {
+        f.loss
+            .generator_step(&qloss, &x, &xrec, 1, &unused, Split::Train)
+            .unwrap()
+    };
+    let fp32 = run();
+    let amp = {
+        // CPU autocast drives the same shim as CUDA.
+        let _bf16 = Autocast::enabled(Device::Cpu, Kind::BFloat16);
+        run()
+    };
+    for key in ["train/p_loss", "train/nll_loss", "train/g_loss"] {
+        assert_eq!(amp.log.get(key).unwrap().kind(), Kind::Float, "{key}");
+    }
+    // LPIPS turns autocast off for itself: bit-identical.
+    assert_eq!(
+        scalar(amp.log.get("train/p_loss").unwrap()),
+        scalar(fp32.log.get("train/p_loss").unwrap())
+    );
+    // The discriminator ran in bf16 (8-bit mantissa): close to, but not exactly, fp32.
+    let g32 = scalar(fp32.log.get("train/g_loss").unwrap());
+    let g16 = scalar(amp.log.get("train/g_loss").unwrap());
+    assert_ne!(g16, g32);
+    assert!(
+        (g16 - g32).abs() < 0.05 * g32.abs().max(0.1),
+        "{g16} vs {g32}"
+    );
+}
