@@ -76,12 +76,28 @@ pub enum Optimization {
     All,
 }
 
+/// Where a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// ORT's own CPU kernels (MLAS).
+    #[default]
+    Cpu,
+    /// The CUDA execution provider on GPU `device`; only a CUDA build of ONNX Runtime
+    /// (the onnxruntime-gpu wheel's library) has it. Opening fails, rather than quietly
+    /// running on the CPU, when this library lacks it.
+    Cuda { device: i32 },
+}
+
 /// How to open a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
     pub optimization: Optimization,
     /// Intra-op threads; None lets ORT use one per physical core.
     pub threads: Option<usize>,
+    /// Whether idle intra-op threads spin before sleeping; None keeps ORT's default
+    /// (spinning). Turning it off frees the cores between runs for a decode thread.
+    pub spinning: Option<bool>,
+    pub provider: Provider,
 }
 
 impl Default for SessionOptions {
@@ -89,8 +105,18 @@ impl Default for SessionOptions {
         SessionOptions {
             optimization: Optimization::All,
             threads: None,
+            spinning: None,
+            provider: Provider::Cpu,
         }
     }
+}
+
+/// Whether the loaded ONNX Runtime library was built with the CUDA execution provider
+/// (loads the default library first if needed).
+pub fn cuda_available() -> Result<bool> {
+    use ort::ep::ExecutionProvider;
+    init(None)?;
+    ort::ep::CUDA::is_available().map_err(|e| runtime_err("querying execution providers", e))
 }
 
 /// A host tensor: shape and row-major data.
@@ -161,6 +187,25 @@ impl Session {
             .map_err(ctx)?;
         if let Some(n) = options.threads {
             builder = builder.with_intra_threads(n).map_err(ctx)?;
+        }
+        if let Some(spin) = options.spinning {
+            builder = builder.with_intra_op_spinning(spin).map_err(ctx)?;
+        }
+        if let Provider::Cuda { device } = options.provider {
+            if !cuda_available()? {
+                return Err(ExportError::Runtime(format!(
+                    "the ONNX Runtime library {} has no CUDA execution provider (use the \
+                     onnxruntime-gpu build's libonnxruntime.so via {ORT_DYLIB_ENV})",
+                    ENVIRONMENT
+                        .get()
+                        .map_or_else(String::new, |(p, _)| p.display().to_string())
+                )));
+            }
+            let cuda = ort::ep::CUDA::default()
+                .with_device_id(device)
+                .build()
+                .error_on_failure();
+            builder = builder.with_execution_providers([cuda]).map_err(ctx)?;
         }
         let inner = builder
             .commit_from_file(model)
