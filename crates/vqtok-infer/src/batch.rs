@@ -223,10 +223,10 @@ pub fn run(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(job) = jobs.get(i) else { break };
             let opts = job_options(job, &options.encode);
+            remove_stale_partials(&job.output);
             let outcome = if !options.force && check_up_to_date(job, model, &opts).is_ok() {
                 Outcome::UpToDate
             } else {
-                remove_stale_partials(&job.output);
                 let progress = reporter.begin(job);
                 let r = encode_video(model, encoder, &job.input, &job.output, &opts, &*progress);
                 progress.finish();

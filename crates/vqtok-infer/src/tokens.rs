@@ -287,36 +287,51 @@ impl TokenFile {
         Ok(())
     }
 
+    /// The file's bytes. Written here rather than by `safetensors::serialize`, whose
+    /// metadata comes from a `HashMap` in random order: the same tokens must give the
+    /// same bytes (reproducible datasets, content hashes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let dtype = match self.meta.index_dtype {
+            IndexDtype::I16 => "I16",
+            IndexDtype::I32 => "I32",
+        };
+        let data: Vec<Vec<u8>> = self
+            .levels
+            .iter()
+            .map(|l| encode_indices(&l.data, self.meta.index_dtype))
+            .collect();
+        let mut header = serde_json::Map::new();
+        let meta: std::collections::BTreeMap<String, String> =
+            self.meta.to_map().into_iter().collect();
+        header.insert("__metadata__".into(), serde_json::json!(meta));
+        let mut offset = 0;
+        for (l, d) in self.levels.iter().zip(&data) {
+            header.insert(
+                l.tensor.clone(),
+                serde_json::json!({
+                    "dtype": dtype,
+                    "shape": l.shape,
+                    "data_offsets": [offset, offset + d.len()],
+                }),
+            );
+            offset += d.len();
+        }
+        let mut text = serde_json::Value::Object(header).to_string().into_bytes();
+        // The format pads the header with spaces to a multiple of 8 bytes.
+        text.resize(text.len().div_ceil(8) * 8, b' ');
+        let mut out = Vec::with_capacity(8 + text.len() + offset);
+        out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        out.extend_from_slice(&text);
+        for d in &data {
+            out.extend_from_slice(d);
+        }
+        out
+    }
+
     /// Writes `path` atomically: a hidden sibling, synced, then renamed over `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
         self.validate(path)?;
-        let bytes: Vec<(String, Vec<u8>)> = self
-            .levels
-            .iter()
-            .map(|l| {
-                (
-                    l.tensor.clone(),
-                    encode_indices(&l.data, self.meta.index_dtype),
-                )
-            })
-            .collect();
-        let dtype = match self.meta.index_dtype {
-            IndexDtype::I16 => Dtype::I16,
-            IndexDtype::I32 => Dtype::I32,
-        };
-        let views = self
-            .levels
-            .iter()
-            .zip(&bytes)
-            .map(|(l, (name, b))| {
-                safetensors::tensor::TensorView::new(dtype, l.shape.to_vec(), b)
-                    .map(|v| (name.clone(), v))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| InferError::Internal(format!("token tensor: {e}")))?;
-        let buffer = safetensors::serialize(views, Some(self.meta.to_map()))
-            .map_err(|e| InferError::Internal(format!("serialising tokens: {e}")))?;
-        write_atomic(path, &buffer)
+        write_atomic(path, &self.to_bytes())
     }
 
     /// Reads and checks a token file (format, completeness, shapes, index range).
@@ -386,7 +401,13 @@ fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
 
-/// Removes partial files a killed run left next to `path` (any process id).
+/// Whether process `pid` is running (Linux: /proc/PID exists).
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes partial files that killed runs left next to `path`: those of processes that
+/// are gone (a concurrent run's file in progress is kept) and this process's own.
 pub fn remove_stale_partials(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
@@ -399,7 +420,15 @@ pub fn remove_stale_partials(path: &Path) {
     let prefix = format!(".{}.partial-", name.to_string_lossy());
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let stale = match pid.parse::<u32>() {
+                Ok(pid) => pid == std::process::id() || !process_alive(pid),
+                Err(_) => false,
+            };
+            if stale {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -499,6 +528,9 @@ mod tests {
             file.save(&path).unwrap();
             let back = TokenFile::open(&path).unwrap();
             assert_eq!(back, file);
+            // Byte-reproducible (metadata keys sorted), and valid for the reference parser.
+            assert!(std::fs::read(&path).unwrap() == file.to_bytes());
+            assert!(SafeTensors::deserialize(&file.to_bytes()).is_ok());
             // Stored width: header + 2 or 4 bytes per index.
             let n: usize = file.levels.iter().map(|l| l.data.len()).sum();
             let len = std::fs::metadata(&path).unwrap().len() as usize;
@@ -546,13 +578,20 @@ mod tests {
     fn stale_partials_are_removed_and_others_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.vqt.safetensors");
-        std::fs::write(dir.path().join(".a.vqt.safetensors.partial-999"), b"x").unwrap();
-        std::fs::write(dir.path().join(".b.vqt.safetensors.partial-999"), b"x").unwrap();
+        // A pid that cannot be running (above Linux's pid_max of 2^22).
+        let dead = ".a.vqt.safetensors.partial-4999999";
+        // PID 1 always runs: a live writer's file stays.
+        let live = ".a.vqt.safetensors.partial-1";
+        let other = ".b.vqt.safetensors.partial-4999999";
+        for name in [dead, live, other] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
         remove_stale_partials(&path);
-        let left: Vec<String> = std::fs::read_dir(dir.path())
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(left, vec![".b.vqt.safetensors.partial-999".to_string()]);
+        left.sort();
+        assert_eq!(left, vec![live.to_string(), other.to_string()]);
     }
 }

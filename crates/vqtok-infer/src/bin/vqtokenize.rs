@@ -569,6 +569,22 @@ fn info(args: InfoArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// The error and its causes, skipping causes the message above already quotes (our
+/// errors embed their source's text).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
     // SAFETY: first statement of main, before any thread exists. The onnxruntime 1.31
     // wheel otherwise writes a telemetry database under ~/.cache.
@@ -582,7 +598,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             let user = e.chain().any(|c| {
                 c.downcast_ref::<InferError>()
                     .is_some_and(InferError::is_user_error)
