@@ -3,6 +3,7 @@
 //! Every command that needs the environment runs `setup` first, which is quick when
 //! nothing is missing, so each command works on a fresh machine as written in README.
 
+mod bench;
 mod check_config;
 mod ci;
 mod import_taming;
@@ -42,6 +43,26 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Tokenizing benchmarks: ours (criterion) against Python onnxruntime and PyTorch eager,
+    /// case by case on this machine, with a table of frames/s and ratios.
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench                      # tiny and seed, batch 1 and 8 (~30 min on 2 cores)\n  \
+        cargo xtask bench --models tiny --quick\n  cargo xtask bench --models seed --threads 2 --iters 5"
+    )]
+    Bench {
+        /// Models to time: tiny (configs/taming_tiny.json at 64²), seed (the f16 VQGAN at 256²).
+        #[arg(long, value_delimiter = ',', default_value = "tiny,seed")]
+        models: Vec<String>,
+        /// Intra-op threads of every runtime.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Timed calls per Python runtime and case (after one warm-up call).
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        /// Batch 1 only.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Convert a taming Lightning .ckpt into a safetensors state dict (autoencoder + discriminator).
     #[command(
         after_help = "Example:\n  cargo xtask import-taming --ckpt logs/vqgan/checkpoints/last.ckpt --out model.safetensors"
@@ -63,6 +84,17 @@ fn main() -> ExitCode {
         Command::Test { cargo_args } => ci::run(&cargo_args),
         Command::CheckConfig { files } => check_config::run(&files),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
+        Command::Bench {
+            models,
+            threads,
+            iters,
+            quick,
+        } => bench::run(&bench::BenchArgs {
+            models,
+            threads,
+            iters,
+            quick,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -95,6 +95,10 @@ struct RuntimeArgs {
     /// Frames per model call.
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Let ORT's idle threads spin: slightly faster on an otherwise idle machine, much
+    /// slower when other processes want the cores (off by default).
+    #[arg(long)]
+    spin: bool,
     /// No progress bars or per-file lines (errors are still printed).
     #[arg(short, long)]
     quiet: bool,
@@ -215,7 +219,7 @@ fn session_options(rt: &RuntimeArgs) -> anyhow::Result<SessionOptions> {
     Ok(SessionOptions {
         optimization: Optimization::All,
         threads: rt.threads,
-        spinning: None,
+        spinning: Some(rt.spin),
         provider,
     })
 }
