@@ -1,8 +1,9 @@
 //! Video → token file, streaming: one thread decodes and resizes frames into batches, the
 //! caller's thread runs the encoder on them, with a bounded channel between the two so
-//! decoding overlaps inference and memory stays flat however long the video is (at most
-//! [`QUEUE_BATCHES`] + 2 batches of frames exist at once; only the indices accumulate,
-//! e.g. 256 int16 per frame for the seed model, 0.5 KB).
+//! decoding overlaps inference, and the indices go straight to the token file's spills
+//! ([`TokenWriter`]). Memory stays flat however long the video is: at most
+//! [`QUEUE_BATCHES`] + 2 batches of frames exist at once, plus 8 bytes per frame for the
+//! slot list.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,7 +17,8 @@ use crate::error::{InferError, Result};
 use crate::framing::Framing;
 use crate::model::Model;
 use crate::progress::FileProgress;
-use crate::tokens::{LevelGrid, LevelTokens, Sampling, SourceInfo, TokenFile, TokenMeta};
+use crate::token_writer::TokenWriter;
+use crate::tokens::{LevelGrid, Sampling, SourceInfo, TokenMeta};
 
 /// Batches decoded ahead of the encoder.
 pub const QUEUE_BATCHES: usize = 2;
@@ -194,13 +196,13 @@ pub fn mtime_unix_s(m: &std::fs::Metadata) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Runs one batch through the encoder; appends its grids to `levels`.
+/// Runs one batch through the encoder; appends its grids to `writer`.
 fn encode_batch(
     model: &Model,
     encoder: &Mutex<Session>,
     batch: &Batch,
     (w, h): (usize, usize),
-    levels: &mut [LevelTokens],
+    writer: &mut TokenWriter,
 ) -> Result<()> {
     let n = batch.slots.len();
     let outputs = {
@@ -212,13 +214,11 @@ fn encode_batch(
             Input::U8(vec![n, h, w, 3], &batch.frames),
         )])?
     };
-    for (info, level) in model.levels().iter().zip(levels.iter_mut()) {
+    let mut grids = Vec::with_capacity(model.levels().len());
+    for info in model.levels() {
         let want = [n, h / info.factor, w / info.factor];
         match outputs.iter().find(|(name, _)| *name == info.indices) {
-            Some((_, Output::I64(t))) if t.shape == want => {
-                level.data.extend(t.data.iter().map(|&v| v as i32));
-                level.shape[0] += n;
-            }
+            Some((_, Output::I64(t))) if t.shape == want => grids.push(t.data.as_slice()),
             other => {
                 return Err(InferError::Internal(format!(
                     "encoder output `{}`: expected int64 {want:?}, got {:?}",
@@ -228,7 +228,7 @@ fn encode_batch(
             }
         }
     }
-    Ok(())
+    writer.push(n, &grids)
 }
 
 /// Tokenizes `input` into the token file `output` (written atomically).
@@ -261,15 +261,18 @@ pub fn encode_video(
     let select = sel.frame_select((geometry.scaled_width, geometry.scaled_height));
     progress.start(sel.expected_frames(source.fps, source.frame_count));
 
-    let mut levels: Vec<LevelTokens> = model
+    let grids: Vec<LevelGrid> = model
         .levels()
         .iter()
-        .map(|l| LevelTokens {
+        .map(|l| LevelGrid {
             tensor: l.indices.clone(),
-            shape: [0, h / l.factor, w / l.factor],
-            data: Vec::new(),
+            factor: l.factor,
+            codebook_size: l.codebook_size,
+            height: h / l.factor,
+            width: w / l.factor,
         })
         .collect();
+    let mut writer = TokenWriter::create(output, grids.clone(), model.index_dtype())?;
     let mut slots: Vec<u64> = Vec::new();
     let (mut infer_s, mut wait_s) = (0.0, 0.0);
     std::thread::scope(|scope| -> Result<()> {
@@ -282,7 +285,7 @@ pub fn encode_video(
             wait_s += t.elapsed().as_secs_f64();
             let batch = msg?;
             let t = Instant::now();
-            encode_batch(model, encoder, &batch, (w, h), &mut levels)?;
+            encode_batch(model, encoder, &batch, (w, h), &mut writer)?;
             infer_s += t.elapsed().as_secs_f64();
             slots.extend_from_slice(&batch.slots);
             progress.advance(batch.slots.len());
@@ -307,17 +310,7 @@ pub fn encode_video(
         model_type: manifest.model_type.clone(),
         model_config_hash: manifest.model_hash.clone(),
         index_dtype: model.index_dtype(),
-        levels: model
-            .levels()
-            .iter()
-            .map(|l| LevelGrid {
-                tensor: l.indices.clone(),
-                factor: l.factor,
-                codebook_size: l.codebook_size,
-                height: h / l.factor,
-                width: w / l.factor,
-            })
-            .collect(),
+        levels: grids,
         sampling: Sampling {
             slot_fps: sel.fps.unwrap_or(source.fps),
             start_s: sel.start_s,
@@ -332,13 +325,13 @@ pub fn encode_video(
         geometry,
         complete: true,
     };
-    let file = TokenFile { meta, levels };
-    file.save(output)?;
-    let frames = file.meta.frames();
+    let frames = meta.frames();
+    let tokens = (frames * model.tokens_per_frame(h, w)) as u64;
+    writer.finish(&meta)?;
     Ok(Encoded {
         output: output.to_path_buf(),
         frames,
-        tokens: file.levels.iter().map(|l| l.data.len() as u64).sum(),
+        tokens,
         width: w,
         height: h,
         seconds: started.elapsed().as_secs_f64(),

@@ -16,6 +16,7 @@ mod error;
 mod framing;
 mod model;
 pub mod progress;
+mod token_writer;
 pub mod tokens;
 
 pub use decode::{DecodeOptions, Decoded, OutputSize, check_model, decode_tokens, psnr_db};
@@ -23,4 +24,5 @@ pub use encode::{EncodeOptions, Encoded, QUEUE_BATCHES, Selection, encode_video,
 pub use error::{InferError, Result};
 pub use framing::{Framing, SizeRule, source_region};
 pub use model::{DEFAULT_MODEL_DIR, IndexDtype, MODEL_ENV, Model};
+pub use token_writer::TokenWriter;
 pub use tokens::{TOKEN_SUFFIX, TokenFile, TokenMeta};

@@ -240,7 +240,42 @@ pub struct TokenFile {
     pub levels: Vec<LevelTokens>,
 }
 
-fn encode_indices(data: &[i32], dtype: IndexDtype) -> Vec<u8> {
+/// The length prefix and JSON header of a token file whose tensors (in this order, data
+/// contiguous) have `shapes`. Written here rather than by `safetensors::serialize`,
+/// whose metadata comes from a `HashMap` in random order: the same tokens must give the
+/// same bytes (reproducible datasets, content hashes).
+pub(crate) fn header(meta: &TokenMeta, shapes: &[(String, [usize; 3])]) -> Vec<u8> {
+    let (dtype, width) = match meta.index_dtype {
+        IndexDtype::I16 => ("I16", 2),
+        IndexDtype::I32 => ("I32", 4),
+    };
+    let mut header = serde_json::Map::new();
+    let sorted: std::collections::BTreeMap<String, String> = meta.to_map().into_iter().collect();
+    header.insert("__metadata__".into(), serde_json::json!(sorted));
+    let mut offset = 0;
+    for (name, shape) in shapes {
+        let len = shape.iter().product::<usize>() * width;
+        header.insert(
+            name.clone(),
+            serde_json::json!({
+                "dtype": dtype,
+                "shape": shape,
+                "data_offsets": [offset, offset + len],
+            }),
+        );
+        offset += len;
+    }
+    let mut text = serde_json::Value::Object(header).to_string().into_bytes();
+    // The format pads the header with spaces to a multiple of 8 bytes.
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + offset);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out
+}
+
+/// Little-endian bytes of indices at the file's width.
+pub(crate) fn encode_indices(data: &[i32], dtype: IndexDtype) -> Vec<u8> {
     match dtype {
         IndexDtype::I16 => data
             .iter()
@@ -287,43 +322,16 @@ impl TokenFile {
         Ok(())
     }
 
-    /// The file's bytes. Written here rather than by `safetensors::serialize`, whose
-    /// metadata comes from a `HashMap` in random order: the same tokens must give the
-    /// same bytes (reproducible datasets, content hashes).
+    /// The file's bytes (see [`header`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let dtype = match self.meta.index_dtype {
-            IndexDtype::I16 => "I16",
-            IndexDtype::I32 => "I32",
-        };
-        let data: Vec<Vec<u8>> = self
+        let shapes: Vec<(String, [usize; 3])> = self
             .levels
             .iter()
-            .map(|l| encode_indices(&l.data, self.meta.index_dtype))
+            .map(|l| (l.tensor.clone(), l.shape))
             .collect();
-        let mut header = serde_json::Map::new();
-        let meta: std::collections::BTreeMap<String, String> =
-            self.meta.to_map().into_iter().collect();
-        header.insert("__metadata__".into(), serde_json::json!(meta));
-        let mut offset = 0;
-        for (l, d) in self.levels.iter().zip(&data) {
-            header.insert(
-                l.tensor.clone(),
-                serde_json::json!({
-                    "dtype": dtype,
-                    "shape": l.shape,
-                    "data_offsets": [offset, offset + d.len()],
-                }),
-            );
-            offset += d.len();
-        }
-        let mut text = serde_json::Value::Object(header).to_string().into_bytes();
-        // The format pads the header with spaces to a multiple of 8 bytes.
-        text.resize(text.len().div_ceil(8) * 8, b' ');
-        let mut out = Vec::with_capacity(8 + text.len() + offset);
-        out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-        out.extend_from_slice(&text);
-        for d in &data {
-            out.extend_from_slice(d);
+        let mut out = header(&self.meta, &shapes);
+        for l in &self.levels {
+            out.extend(encode_indices(&l.data, self.meta.index_dtype));
         }
         out
     }
@@ -393,12 +401,13 @@ impl TokenFile {
     }
 }
 
-/// The hidden sibling `path` is written through (`.NAME.partial-PID`).
-fn partial_path(path: &Path) -> PathBuf {
+/// A hidden sibling of `path` this process writes through:
+/// `.NAME.partial-PID` plus `suffix` (`.L0`, … for the writer's per-level spills).
+pub(crate) fn partial_path(path: &Path, suffix: &str) -> PathBuf {
     let name = path
         .file_name()
         .map_or_else(|| "tokens".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.partial-{}{suffix}", std::process::id()))
 }
 
 /// Whether process `pid` is running (Linux: /proc/PID exists).
@@ -421,9 +430,10 @@ pub fn remove_stale_partials(path: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.strip_prefix(&prefix) else {
+            let Some(rest) = name.strip_prefix(&prefix) else {
                 continue;
             };
+            let pid = rest.split('.').next().unwrap_or(rest);
             let stale = match pid.parse::<u32>() {
                 Ok(pid) => pid == std::process::id() || !process_alive(pid),
                 Err(_) => false,
@@ -440,7 +450,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| InferError::io(dir, e))?;
     }
-    let tmp = partial_path(path);
+    let tmp = partial_path(path, "");
     let result = std::fs::File::create(&tmp)
         .and_then(|mut f| {
             f.write_all(bytes)?;
@@ -454,10 +464,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample(dtype: IndexDtype, codebook: usize) -> TokenFile {
+    pub(crate) fn sample(dtype: IndexDtype, codebook: usize) -> TokenFile {
         let geometry = Geometry::fit(64, 48, 32, 32, Fit::Crop).unwrap();
         let meta = TokenMeta {
             vqtok_version: "0.1.0".into(),
@@ -580,10 +590,11 @@ mod tests {
         let path = dir.path().join("a.vqt.safetensors");
         // A pid that cannot be running (above Linux's pid_max of 2^22).
         let dead = ".a.vqt.safetensors.partial-4999999";
+        let dead_spill = ".a.vqt.safetensors.partial-4999999.L0";
         // PID 1 always runs: a live writer's file stays.
         let live = ".a.vqt.safetensors.partial-1";
         let other = ".b.vqt.safetensors.partial-4999999";
-        for name in [dead, live, other] {
+        for name in [dead, dead_spill, live, other] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
         remove_stale_partials(&path);
