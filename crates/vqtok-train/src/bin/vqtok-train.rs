@@ -56,8 +56,8 @@ enum Command {
         #[arg(long)]
         device: Option<String>,
         /// Continue from the run's latest checkpoint, or from the given checkpoint folder.
-        #[arg(long, num_args = 0..=1, default_missing_value = "")]
-        resume: Option<PathBuf>,
+        #[arg(long, num_args = 0..=1)]
+        resume: Option<Option<PathBuf>>,
         /// Train until this many steps in total (overrides train_args.num_steps).
         #[arg(long)]
         steps: Option<u64>,
@@ -142,10 +142,8 @@ fn run(command: Command) -> Result<()> {
         } => {
             let resume = match resume {
                 None => None,
-                Some(p) if p.as_os_str().is_empty() => {
-                    Some(resolve(&out).map_err(TrainError::from)?)
-                }
-                Some(p) => Some(resolve(&p).map_err(TrainError::from)?),
+                Some(None) => Some(resolve(&out).map_err(TrainError::from)?),
+                Some(Some(p)) => Some(resolve(&p).map_err(TrainError::from)?),
             };
             let mut cfg = match (&config, &resume) {
                 (Some(path), _) => load_config(path)?,

@@ -142,6 +142,8 @@ impl Trainer {
             )));
         }
 
+        // The initial weights (model and discriminator) come from the seed too.
+        tch::manual_seed(cfg.train.seed as i64);
         let vs = VarStore::new(device);
         let model = create_model(&cfg.model, &vs.root())?;
         let levels = cfg
