@@ -27,12 +27,23 @@ fn psnr_gain(name: &str, patch: serde_json::Value) -> (f64, f64) {
     });
     merge(&mut patch, common);
     let cfg = config(name, patch);
-    let opts = TrainOptions { run_dir: tmp.path().join("run"), resume: None, device: Device::Cpu, quiet: true };
+    let opts = TrainOptions {
+        run_dir: tmp.path().join("run"),
+        resume: None,
+        device: Device::Cpu,
+        quiet: true,
+    };
     let mut trainer = Trainer::new(cfg, opts).unwrap();
     let before = trainer.validate().unwrap().get("val/psnr").unwrap();
     let summary = trainer.run(&AtomicBool::new(false)).unwrap();
     assert_eq!(summary.step, 300);
-    let after = summary.last_validation.unwrap().iter().find(|(k, _)| k == "val/psnr").unwrap().1;
+    let after = summary
+        .last_validation
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k == "val/psnr")
+        .unwrap()
+        .1;
     (before, after)
 }
 
@@ -54,12 +65,18 @@ fn taming_path_improves_validation_psnr_by_3db() {
     let patch = json!({"model_args": {"ddconfig": {"resolution": 32, "attn_resolutions": [8]}}});
     let (before, after) = psnr_gain("taming_tiny.json", patch);
     eprintln!("taming: val PSNR {before:.2} → {after:.2} dB");
-    assert!(after - before >= 3.0, "val PSNR {before:.2} → {after:.2} dB");
+    assert!(
+        after - before >= 3.0,
+        "val PSNR {before:.2} → {after:.2} dB"
+    );
 }
 
 #[test]
 fn traditional_path_improves_validation_psnr_by_3db() {
     let (before, after) = psnr_gain("vqvae_tiny.json", json!({}));
     eprintln!("vqvae: val PSNR {before:.2} → {after:.2} dB");
-    assert!(after - before >= 3.0, "val PSNR {before:.2} → {after:.2} dB");
+    assert!(
+        after - before >= 3.0,
+        "val PSNR {before:.2} → {after:.2} dB"
+    );
 }

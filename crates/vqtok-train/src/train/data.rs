@@ -192,7 +192,7 @@ impl Synthetic {
             // Validation clips come from other start times than training ones.
             seed: cfg.train.seed
                 ^ if split == Split::Val {
-                    0x5eed_0f_7a1
+                    0x0005_eed0_f7a1
                 } else {
                     0
                 },
@@ -251,7 +251,7 @@ fn draw(frame: &mut [u8], r: usize, video: u64, t: f64) {
                     v = 255.0 - v;
                 }
                 if (x + r - stripe) % r < 2 {
-                    v = v * 0.5;
+                    v *= 0.5;
                 }
                 px[c] = v as u8;
             }

@@ -13,6 +13,7 @@ pub mod progress;
 pub mod quality;
 pub mod schedule;
 pub mod signals;
+pub mod step;
 pub mod tensorboard;
 pub mod trainer;
 

@@ -19,7 +19,6 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Amp, Config, ModelConfig, json_diff};
 
-use crate::autocast::Autocast;
 use crate::loss::{
     LossCalculator, LossLog, LossOptions, Lpips, OPTIMIZER_DISC_PREFIX, Split, lpips_weights_path,
 };
@@ -36,6 +35,7 @@ use crate::train::metrics_log::MetricsLog;
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::progress::Progress;
 use crate::train::schedule::LrSchedule;
+use crate::train::step::{StepLog, StepSettings, taming_step, traditional_step};
 use crate::train::tensorboard::EventWriter;
 
 /// Settings of one invocation that are not part of the config.
@@ -96,15 +96,6 @@ pub struct Trainer {
     step: u64,
     skipped_steps: u64,
     best_val: Option<f64>,
-}
-
-/// The values of one step that logging may read (device tensors until then).
-struct StepLog {
-    losses: Vec<LossLog>,
-    x: Tensor,
-    recon: Tensor,
-    perplexity: Vec<Tensor>,
-    indices: Vec<Tensor>,
 }
 
 impl Trainer {
@@ -420,105 +411,37 @@ impl Trainer {
     /// One optimisation step at `self.step`; `None` when the loss was not finite and
     /// no weight was updated.
     fn train_step(&mut self, x: &Tensor) -> Result<Option<StepLog>, TrainError> {
-        let step = self.step;
-        let lr = self.schedule.lr_at(step);
         let t = &self.cfg.train;
-        let amp = || {
-            self.amp
-                .then(|| Autocast::enabled(self.opts.device, Kind::BFloat16))
+        let settings = StepSettings {
+            lr: self.schedule.lr_at(self.step),
+            disc_update_every: t.disc_update_every,
+            grad_clip: t.grad_clip,
+            amp: self.amp.then_some(self.opts.device),
         };
         match &mut self.loss {
             LossPath::Taming(loss) => {
-                let (out, g) = {
-                    let _amp = amp();
-                    let out = self.model.forward_t(x, true)?;
-                    let g = loss.generator_step(
-                        &out.vq_loss,
-                        x,
-                        &out.recon,
-                        step,
-                        &self.model.last_layer(),
-                        Split::Train,
-                    )?;
-                    (out, g)
-                };
-                if !g.total_loss.double_value(&[]).is_finite() {
-                    return Ok(None);
-                }
-                let backward = g.backward_loss.as_ref().ok_or_else(|| {
-                    TrainError::Usage(
-                        "the generator pass built no graph (is autograd disabled?)".into(),
-                    )
-                })?;
-                self.opt_ae.zero_grad();
-                backward.f_backward()?;
-                if let Some(c) = t.grad_clip {
-                    self.opt_ae.clip_grad_norm(c);
-                }
-                self.opt_ae.set_lr(lr);
-                self.opt_ae.step();
-                let mut losses = vec![g.log];
-                if step.is_multiple_of(t.disc_update_every) {
-                    let d = {
-                        let _amp = amp();
-                        loss.discriminator_step(x, &out.recon, step, Split::Train)
-                    };
-                    if !d.loss.double_value(&[]).is_finite() {
-                        return Ok(None);
-                    }
-                    let opt = self
-                        .opt_disc
-                        .as_mut()
-                        .expect("the taming path has a discriminator optimizer");
-                    opt.zero_grad();
-                    d.loss.f_backward()?;
-                    if let Some(c) = t.grad_clip {
-                        opt.clip_grad_norm(c);
-                    }
-                    opt.set_lr(lr);
-                    opt.step();
-                    losses.push(d.log);
-                }
-                Ok(Some(StepLog {
-                    losses,
-                    x: x.shallow_clone(),
-                    recon: out.recon.detach(),
-                    perplexity: out.perplexity.iter().map(Tensor::detach).collect(),
-                    indices: out.indices,
-                }))
+                let opt_disc = self
+                    .opt_disc
+                    .as_mut()
+                    .expect("the taming path has a discriminator optimizer");
+                taming_step(
+                    self.model.as_ref(),
+                    loss,
+                    &mut self.opt_ae,
+                    opt_disc,
+                    x,
+                    self.step,
+                    &settings,
+                )
             }
-            LossPath::Traditional(calc) => {
-                let (out, ld) = {
-                    let _amp = amp();
-                    let out = self.model.forward_t(x, true)?;
-                    let ld =
-                        calc.compute_total_loss(x, &out.recon, &out.vq_loss, step, Split::Train);
-                    (out, ld)
-                };
-                if !ld.total_loss.double_value(&[]).is_finite() {
-                    return Ok(None);
-                }
-                self.opt_ae.zero_grad();
-                ld.total_loss.f_backward()?;
-                if let Some(c) = t.grad_clip {
-                    self.opt_ae.clip_grad_norm(c);
-                }
-                self.opt_ae.set_lr(lr);
-                self.opt_ae.step();
-                let disc_log = {
-                    let _amp = amp();
-                    calc.step_discriminator(&ld, step)?
-                };
-                let mut losses = vec![ld.log];
-                losses.extend(disc_log);
-                Ok(Some(StepLog {
-                    losses,
-                    x: x.shallow_clone(),
-                    recon: out.recon.detach(),
-                    perplexity: out.perplexity.iter().map(Tensor::detach).collect(),
-                    indices: out.indices,
-                }))
-            }
+            LossPath::Traditional(calc) => traditional_step(
+                self.model.as_ref(),
+                calc,
+                &mut self.opt_ae,
+                x,
+                self.step,
+                &settings,
+            ),
         }
     }
 

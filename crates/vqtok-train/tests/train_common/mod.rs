@@ -15,7 +15,10 @@ pub fn repo() -> PathBuf {
 /// A video of moving, textured shapes (what a tokenizer can learn in a few hundred
 /// CPU steps): `frames` frames of `size`×`size`, 10 fps, H.264 (or MPEG-4).
 pub fn write_video(path: &Path, size: usize, frames: u32, seed: u32) {
-    let opts = WriterOptions { fps: 10.0, ..WriterOptions::default() };
+    let opts = WriterOptions {
+        fps: 10.0,
+        ..WriterOptions::default()
+    };
     let mut w = VideoWriter::create(path, size, size, &opts).expect("create test video");
     let s = size as i64;
     let px = size * size * 3;
