@@ -29,7 +29,11 @@ fn a_run_is_readable_by_tensorboard_and_evaluable() {
     );
     let config = write_config(dir, &cfg);
     let run_dir = dir.join("run");
-    let out = run(bin().args(["--threads", "1", "train", "--quiet", "--config"]).arg(&config).arg("--out").arg(&run_dir));
+    let out = run(bin()
+        .args(["--threads", "1", "train", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run_dir));
     assert!(out.status.success());
 
     let script = r#"
@@ -43,8 +47,17 @@ for t in sorted(tags["scalars"]):
 for t in sorted(tags["images"]):
     print("image", t, [(e.step, e.width, e.height) for e in acc.Images(t)])
 "#;
-    let tb = Command::new(env!("VQTOK_PYTHON")).arg("-c").arg(script).arg(run_dir.join("tensorboard")).output().unwrap();
-    assert!(tb.status.success(), "{}", String::from_utf8_lossy(&tb.stderr));
+    let tb = Command::new(env!("VQTOK_PYTHON"))
+        .arg("-c")
+        .arg(script)
+        .arg(run_dir.join("tensorboard"))
+        .output()
+        .unwrap();
+    assert!(
+        tb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tb.stderr)
+    );
     let text = String::from_utf8_lossy(&tb.stdout);
     for key in [
         "train/total_loss",
@@ -70,29 +83,59 @@ for t in sorted(tags["images"]):
         "val/lpips",
         "val/codebook_usage",
     ] {
-        assert!(text.contains(&format!("scalar {key} ")), "{key} missing from TensorBoard:\n{text}");
+        assert!(
+            text.contains(&format!("scalar {key} ")),
+            "{key} missing from TensorBoard:\n{text}"
+        );
     }
     assert!(text.contains("scalar train/total_loss [2, 4, 6]"), "{text}");
     // 4 frames side by side (2 clips × 2 frames), inputs above reconstructions.
-    assert!(text.contains("image train/reconstructions [(3, 128, 64), (6, 128, 64)]"), "{text}");
-    assert!(text.contains("image val/reconstructions [(3, 128, 64), (6, 128, 64)]"), "{text}");
+    assert!(
+        text.contains("image train/reconstructions [(3, 128, 64), (6, 128, 64)]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("image val/reconstructions [(3, 128, 64), (6, 128, 64)]"),
+        "{text}"
+    );
 
     let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
-    let last_train = metrics.lines().filter(|l| l.contains("train/total_loss")).last().unwrap();
+    let last_train = metrics
+        .lines()
+        .filter(|l| l.contains("train/total_loss"))
+        .last()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(last_train).unwrap();
     assert_eq!(v["step"], 6);
     assert!(v["train/img_per_s"].as_f64().unwrap() > 0.0);
 
-    let out = run(bin().args(["eval", "--device", "cpu", "--run"]).arg(&run_dir));
+    let out = run(bin()
+        .args(["eval", "--device", "cpu", "--run"])
+        .arg(&run_dir));
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("validation at step 6"), "{table}");
-    for key in ["val/rec_loss", "val/psnr", "val/ssim", "val/lpips", "val/codebook_usage"] {
+    for key in [
+        "val/rec_loss",
+        "val/psnr",
+        "val/ssim",
+        "val/lpips",
+        "val/codebook_usage",
+    ] {
         assert!(table.contains(key), "{key} missing from eval:\n{table}");
     }
     // The same numbers as the run's own final validation (same weights, same clips).
-    let last_val: serde_json::Value =
-        serde_json::from_str(metrics.lines().filter(|l| l.contains("val/psnr")).last().unwrap()).unwrap();
+    let last_val: serde_json::Value = serde_json::from_str(
+        metrics
+            .lines()
+            .filter(|l| l.contains("val/psnr"))
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
     let psnr = format!("{:.6}", last_val["val/psnr"].as_f64().unwrap());
-    assert!(table.contains(&psnr), "eval PSNR differs from the run's {psnr}:\n{table}");
+    assert!(
+        table.contains(&psnr),
+        "eval PSNR differs from the run's {psnr}:\n{table}"
+    );
 }

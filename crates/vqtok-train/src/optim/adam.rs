@@ -82,7 +82,9 @@ impl Adam {
     /// with `copy_`, is fine).
     pub fn new(mut params: Vec<Tensor>, cfg: AdamConfig) -> Adam {
         let uniform = params.first().is_some_and(|p0| {
-            params.iter().all(|p| p.kind() == p0.kind() && p.device() == p0.device())
+            params
+                .iter()
+                .all(|p| p.kind() == p0.kind() && p.device() == p0.device())
         });
         let (exp_avg, exp_avg_sq, flat) = if uniform {
             let parts: Vec<Tensor> = params.iter().map(|p| p.detach().reshape([-1])).collect();
@@ -99,12 +101,31 @@ impl Adam {
                 avg_sq.push(view(&exp_avg_sq));
                 offset += n;
             }
-            (avg, avg_sq, Some(Flat { params: flat_params, exp_avg, exp_avg_sq }))
+            (
+                avg,
+                avg_sq,
+                Some(Flat {
+                    params: flat_params,
+                    exp_avg,
+                    exp_avg_sq,
+                }),
+            )
         } else {
             let zeros = |p: &Tensor| p.detach().zeros_like();
-            (params.iter().map(zeros).collect(), params.iter().map(zeros).collect(), None)
+            (
+                params.iter().map(zeros).collect(),
+                params.iter().map(zeros).collect(),
+                None,
+            )
         };
-        Adam { cfg, steps: vec![0; params.len()], params, exp_avg, exp_avg_sq, flat }
+        Adam {
+            cfg,
+            steps: vec![0; params.len()],
+            params,
+            exp_avg,
+            exp_avg_sq,
+            flat,
+        }
     }
 
     pub fn config(&self) -> AdamConfig {
@@ -128,11 +149,19 @@ impl Adam {
     /// Scales the gradients so that their global L2 norm is at most `max_norm`
     /// (PyTorch's `clip_grad_norm_`, eps 1e-6); returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).filter(Tensor::defined).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .collect();
         if grads.is_empty() {
             return 0.0;
         }
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm().to_kind(Kind::Double)).collect();
+        let norms: Vec<Tensor> = grads
+            .iter()
+            .map(|g| g.norm().to_kind(Kind::Double))
+            .collect();
         let total = Tensor::stack(&norms, 0).norm().double_value(&[]);
         let coef = max_norm / (total + 1e-6);
         if coef < 1.0 {
@@ -159,13 +188,27 @@ impl Adam {
                 for s in &mut self.steps {
                     *s += 1;
                 }
-                update(&self.cfg, &mut flat.params, &grad, &mut flat.exp_avg, &mut flat.exp_avg_sq, self.steps[0]);
+                update(
+                    &self.cfg,
+                    &mut flat.params,
+                    &grad,
+                    &mut flat.exp_avg,
+                    &mut flat.exp_avg_sq,
+                    self.steps[0],
+                );
             } else {
                 for (i, grad) in grads.iter().enumerate() {
                     if grad.defined() {
                         self.steps[i] += 1;
                         let p = &mut self.params[i];
-                        update(&self.cfg, p, grad, &mut self.exp_avg[i], &mut self.exp_avg_sq[i], self.steps[i]);
+                        update(
+                            &self.cfg,
+                            p,
+                            grad,
+                            &mut self.exp_avg[i],
+                            &mut self.exp_avg_sq[i],
+                            self.steps[i],
+                        );
                     }
                 }
             }
@@ -216,7 +259,10 @@ impl Adam {
                     message: format!("expected an int64 scalar, got {:?}", step.kind()),
                 });
             }
-            for (name, current) in [("exp_avg", &self.exp_avg[i]), ("exp_avg_sq", &self.exp_avg_sq[i])] {
+            for (name, current) in [
+                ("exp_avg", &self.exp_avg[i]),
+                ("exp_avg_sq", &self.exp_avg_sq[i]),
+            ] {
                 let key = format!("{i}.{name}");
                 let t = get(key.clone())?;
                 if t.size() != current.size() {
@@ -243,9 +289,25 @@ impl Adam {
 }
 
 /// PyTorch's single-tensor Adam update of `p` (flat or one parameter) at step `step`.
-fn update(cfg: &AdamConfig, p: &mut Tensor, grad: &Tensor, exp_avg: &mut Tensor, exp_avg_sq: &mut Tensor, step: i64) {
-    let AdamConfig { lr, betas: (beta1, beta2), eps, weight_decay } = *cfg;
-    let grad = if weight_decay != 0.0 { grad + &*p * weight_decay } else { grad.shallow_clone() };
+fn update(
+    cfg: &AdamConfig,
+    p: &mut Tensor,
+    grad: &Tensor,
+    exp_avg: &mut Tensor,
+    exp_avg_sq: &mut Tensor,
+    step: i64,
+) {
+    let AdamConfig {
+        lr,
+        betas: (beta1, beta2),
+        eps,
+        weight_decay,
+    } = *cfg;
+    let grad = if weight_decay != 0.0 {
+        grad + &*p * weight_decay
+    } else {
+        grad.shallow_clone()
+    };
     let _ = exp_avg.lerp_(&grad, 1.0 - beta1);
     let _ = exp_avg_sq.g_mul_scalar_(beta2);
     let _ = exp_avg_sq.g_add_(&(&grad * &grad * (1.0 - beta2)));
@@ -291,24 +353,44 @@ mod tests {
             (a, b)
         };
         let (a0, b0) = make();
-        let (a, b) = (a0.copy().set_requires_grad(true), b0.copy().set_requires_grad(true));
-        let (c, d) = (a0.copy().set_requires_grad(true), b0.copy().set_requires_grad(true));
+        let (a, b) = (
+            a0.copy().set_requires_grad(true),
+            b0.copy().set_requires_grad(true),
+        );
+        let (c, d) = (
+            a0.copy().set_requires_grad(true),
+            b0.copy().set_requires_grad(true),
+        );
         // A float64 extra parameter keeps the second optimizer off the flat path.
         let extra = Tensor::zeros([1], (Kind::Double, tch::Device::Cpu)).set_requires_grad(true);
-        let cfg = AdamConfig { weight_decay: 0.01, ..AdamConfig::default() };
+        let cfg = AdamConfig {
+            weight_decay: 0.01,
+            ..AdamConfig::default()
+        };
         let mut fused = Adam::new(vec![a.shallow_clone(), b.shallow_clone()], cfg);
-        let mut single = Adam::new(vec![c.shallow_clone(), d.shallow_clone(), extra.shallow_clone()], cfg);
+        let mut single = Adam::new(
+            vec![c.shallow_clone(), d.shallow_clone(), extra.shallow_clone()],
+            cfg,
+        );
         assert!(fused.flat.is_some() && single.flat.is_none());
         for step in 0..3 {
             for (opt, x, y) in [(&mut fused, &a, &b), (&mut single, &c, &d)] {
                 opt.zero_grad();
-                let loss = (x * x).sum(Kind::Float) * (step + 1) as f64 + (y.sin()).sum(Kind::Float);
-                let loss = if opt.flat.is_none() { loss + extra.sum(Kind::Double).to_kind(Kind::Float) } else { loss };
+                let loss =
+                    (x * x).sum(Kind::Float) * (step + 1) as f64 + (y.sin()).sum(Kind::Float);
+                let loss = if opt.flat.is_none() {
+                    loss + extra.sum(Kind::Double).to_kind(Kind::Float)
+                } else {
+                    loss
+                };
                 loss.backward();
                 opt.step();
             }
         }
-        assert!(a.equal(&c) && b.equal(&d), "fused and per-parameter Adam diverged");
+        assert!(
+            a.equal(&c) && b.equal(&d),
+            "fused and per-parameter Adam diverged"
+        );
         assert!(!a.equal(&a0), "the caller's handle sees the update");
         let (sf, ss) = (fused.state_dict(), single.state_dict());
         for ((k, x), (_, y)) in sf.iter().zip(&ss) {

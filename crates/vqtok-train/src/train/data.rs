@@ -55,17 +55,18 @@ impl DataSource {
                     "`{spec}` cannot be mixed with other data sources"
                 )));
             }
-            let mut synth = Synthetic::new(cfg, split, spec)?;
-            match resume {
-                Some(DataState::Synthetic { position }) => synth.position = *position,
+            let position = match resume {
+                Some(DataState::Synthetic { position }) => *position,
                 Some(_) => {
                     return Err(TrainError::Usage(
                         "the checkpoint's data position is not a synthetic source's".into(),
                     ));
                 }
-                None => {}
-            }
-            return Ok(DataSource::Synthetic(synth));
+                None => 0,
+            };
+            return Ok(DataSource::Synthetic(Synthetic::new(
+                cfg, split, spec, position,
+            )?));
         }
         Self::open_video(cfg, split, resume)
     }
@@ -149,21 +150,30 @@ impl DataSource {
 
 /// Deterministic synthetic clips: per video a colour gradient with a moving square and
 /// a moving stripe, so consecutive frames differ and codes have structure to learn.
+/// Batches are drawn ahead on a background thread, as the video loader does, so the
+/// trainer never waits on them.
 pub struct Synthetic {
+    videos: u64,
+    /// Batches served so far.
+    position: u64,
+    rx: std::sync::mpsc::Receiver<ClipBatch>,
+}
+
+/// What the drawing thread needs.
+#[derive(Clone, Copy)]
+struct Pattern {
     videos: u64,
     batch: usize,
     frames: usize,
     stride: usize,
     res: usize,
     seed: u64,
-    /// Batches served so far.
-    position: u64,
     /// Validation: a fixed number of batches per pass.
-    val_batches: Option<u64>,
+    limit: Option<u64>,
 }
 
 impl Synthetic {
-    fn new(cfg: &Config, split: Split, spec: &str) -> Result<Synthetic, TrainError> {
+    fn new(cfg: &Config, split: Split, spec: &str, position: u64) -> Result<Synthetic, TrainError> {
         let videos = match spec.strip_prefix(SYNTHETIC) {
             Some("") => 16,
             Some(n) => n
@@ -178,12 +188,7 @@ impl Synthetic {
             None => unreachable!("caller matched the prefix"),
         };
         let batch = cfg.train.batch_size;
-        let val_batches = (split == Split::Val).then(|| {
-            (videos * cfg.data.val_clips_per_video as u64)
-                .div_ceil(batch as u64)
-                .max(1)
-        });
-        Ok(Synthetic {
+        let pattern = Pattern {
             videos,
             batch,
             frames: cfg.data.sequence_length,
@@ -196,20 +201,43 @@ impl Synthetic {
                 } else {
                     0
                 },
-            position: 0,
-            val_batches,
+            limit: (split == Split::Val).then(|| {
+                (videos * cfg.data.val_clips_per_video as u64)
+                    .div_ceil(batch as u64)
+                    .max(1)
+            }),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.data.prefetch_batches.max(1));
+        std::thread::spawn(move || {
+            let mut next = position;
+            while pattern.limit.is_none_or(|n| next < n) {
+                if tx.send(pattern.batch(next)).is_err() {
+                    break; // the source was dropped
+                }
+                next += 1;
+            }
+        });
+        Ok(Synthetic {
+            videos,
+            position,
+            rx,
         })
     }
 
     fn next_batch(&mut self) -> Option<ClipBatch> {
-        if self.val_batches.is_some_and(|n| self.position >= n) {
-            return None;
-        }
+        let batch = self.rx.recv().ok()?;
+        self.position += 1;
+        Some(batch)
+    }
+}
+
+impl Pattern {
+    fn batch(&self, index: u64) -> ClipBatch {
         let (b, d, r) = (self.batch, self.frames, self.res);
         let mut images = vec![0u8; b * d * r * r * 3];
         let mut paths = Vec::with_capacity(b);
         for i in 0..b {
-            let clip = self.position * b as u64 + i as u64;
+            let clip = index * b as u64 + i as u64;
             let video = clip % self.videos;
             let start = splitmix(self.seed ^ clip) % 600;
             paths.push(format!("{SYNTHETIC}/{video:04}"));
@@ -219,12 +247,11 @@ impl Synthetic {
                 draw(frame, r, video, t);
             }
         }
-        self.position += 1;
-        Some(ClipBatch {
+        ClipBatch {
             images,
             shape: [b, d, r, r, 3],
             paths,
-        })
+        }
     }
 }
 
