@@ -102,8 +102,7 @@ for t in sorted(tags["images"]):
     let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
     let last_train = metrics
         .lines()
-        .filter(|l| l.contains("train/total_loss"))
-        .last()
+        .rfind(|l| l.contains("train/total_loss"))
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(last_train).unwrap();
     assert_eq!(v["step"], 6);
@@ -125,14 +124,8 @@ for t in sorted(tags["images"]):
         assert!(table.contains(key), "{key} missing from eval:\n{table}");
     }
     // The same numbers as the run's own final validation (same weights, same clips).
-    let last_val: serde_json::Value = serde_json::from_str(
-        metrics
-            .lines()
-            .filter(|l| l.contains("val/psnr"))
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
+    let last_val: serde_json::Value =
+        serde_json::from_str(metrics.lines().rfind(|l| l.contains("val/psnr")).unwrap()).unwrap();
     let psnr = format!("{:.6}", last_val["val/psnr"].as_f64().unwrap());
     assert!(
         table.contains(&psnr),
