@@ -4,10 +4,13 @@
 //! nothing is missing, so each command works on a fresh machine as written in README.
 
 mod bench;
+mod bins;
 mod check_config;
 mod ci;
+mod export;
 mod import_taming;
 mod setup;
+mod train;
 mod util;
 
 use std::process::ExitCode;
@@ -36,6 +39,58 @@ enum Command {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
         cargo_args: Vec<String>,
+    },
+    /// Train or resume a run: `vqtok-train train` with these arguments (try `--help`).
+    #[command(
+        disable_help_flag = true,
+        after_help = "Examples:\n  cargo xtask train --config configs/taming_tiny.json --data videos/ --out runs/tiny\n  \
+                      cargo xtask train --out runs/tiny --resume --steps 600\n  cargo xtask train --help"
+    )]
+    Train {
+        /// Build the release profile.
+        #[arg(long)]
+        release: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Validation table of a checkpoint: `vqtok-train eval` with these arguments.
+    #[command(
+        disable_help_flag = true,
+        after_help = "Example:\n  cargo xtask eval --run runs/tiny [--ckpt runs/tiny/checkpoints/step_0000300]"
+    )]
+    Eval {
+        #[arg(long)]
+        release: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Export a checkpoint to an ONNX model folder and verify it against the tch model.
+    #[command(after_help = "Example:\n  cargo xtask export --run runs/tiny --out models/tiny")]
+    Export {
+        #[arg(long)]
+        run: std::path::PathBuf,
+        /// A checkpoint folder (default: the run's latest).
+        #[arg(long)]
+        ckpt: Option<std::path::PathBuf>,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Skip verification (manifest.json then says it was not run).
+        #[arg(long)]
+        no_verify: bool,
+        #[arg(long)]
+        release: bool,
+    },
+    /// Verify a model folder against a run's tch model (token agreement, decoder |Δ|, ΔPSNR).
+    #[command(after_help = "Example:\n  cargo xtask verify --run runs/tiny --model models/tiny")]
+    Verify {
+        #[arg(long)]
+        run: std::path::PathBuf,
+        #[arg(long)]
+        ckpt: Option<std::path::PathBuf>,
+        #[arg(long)]
+        model: std::path::PathBuf,
+        #[arg(long)]
+        release: bool,
     },
     /// Validate param.json files: one summary line each, exit 2 on the first invalid one.
     #[command(after_help = "Example:\n  cargo xtask check-config configs/*.json")]
@@ -83,6 +138,21 @@ fn main() -> ExitCode {
         Command::Setup => setup::run(),
         Command::Test { cargo_args } => ci::run(&cargo_args),
         Command::CheckConfig { files } => check_config::run(&files),
+        Command::Train { release, args } => train::run("train", &args, release),
+        Command::Eval { release, args } => train::run("eval", &args, release),
+        Command::Export {
+            run,
+            ckpt,
+            out,
+            no_verify,
+            release,
+        } => export::export(&run, ckpt.as_deref(), &out, no_verify, release),
+        Command::Verify {
+            run,
+            ckpt,
+            model,
+            release,
+        } => export::verify(&run, ckpt.as_deref(), &model, release),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
         Command::Bench {
             models,

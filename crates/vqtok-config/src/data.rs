@@ -83,6 +83,36 @@ pub enum Normalize {
     MeanStd { mean: [f64; 3], std: [f64; 3] },
 }
 
+/// The one definition of pixel normalisation, shared by the data pipeline, the
+/// trainer and the exported ONNX graphs: `x[c] = (u8[c] / divisor[c] − offset[c]) /
+/// std[c]`, evaluated in f32 in exactly this order. Every consumer computing the same
+/// operations in the same order gets the same bits, so an argmin near-tie cannot flip
+/// between training and deployment because of normalisation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelAffine {
+    pub divisor: [f64; 3],
+    pub offset: [f64; 3],
+    pub std: [f64; 3],
+}
+
+impl Normalize {
+    /// minus_one_one: taming's `u8 / 127.5 − 1` (spec §7.3); mean/std: `(u8 / 255 − mean) / std`.
+    pub fn pixel_affine(&self) -> PixelAffine {
+        match self {
+            Normalize::MinusOneOne => PixelAffine {
+                divisor: [127.5; 3],
+                offset: [1.0; 3],
+                std: [1.0; 3],
+            },
+            Normalize::MeanStd { mean, std } => PixelAffine {
+                divisor: [255.0; 3],
+                offset: *mean,
+                std: *std,
+            },
+        }
+    }
+}
+
 impl Serialize for Normalize {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub use classic::{VqVae2Args, VqVaeArgs};
-pub use data::{DataArgs, Normalize, ShortVideos};
+pub use data::{DataArgs, Normalize, PixelAffine, ShortVideos};
 pub use error::{ConfigError, ErrorKind};
 pub use model::{CodebookLevel, MODEL_TYPE_ALIASES, ModelConfig, ModelFamily};
 pub use quantizer::{EmaArgs, QuantizerKind};

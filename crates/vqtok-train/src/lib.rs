@@ -5,5 +5,6 @@ pub mod autocast;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod reference;
 pub mod state_dict;
 pub mod train;

@@ -20,8 +20,9 @@ use tch::{Device, Kind, Tensor};
 use vqtok_config::{Config, ModelConfig};
 use vqtok_train::autocast::Autocast;
 use vqtok_train::loss::{LossCalculator, LossOptions, Lpips, Split, VqLpipsWithDiscriminator};
-use vqtok_train::model::{TamingModel, VqModel};
+use vqtok_train::model::TamingModel;
 use vqtok_train::state_dict::{LoadOptions, load_state_dict};
+use vqtok_train::train::step::{StepSettings, taming_step};
 
 struct Fixture {
     expected: HashMap<String, Tensor>,
@@ -191,9 +192,9 @@ fn validation_uses_running_stats_and_no_adaptive_weight() {
     }
 }
 
-/// One full training step as the trainer runs it, with the real taming model loaded
-/// from the fixture: generator pass, AE Adam step, discriminator pass on the same
-/// reconstruction, D Adam step (both Adams from `get_taming_optimizers`).
+/// One full training step through the trainer's `taming_step`, with the real taming
+/// model loaded from the fixture: generator pass, AE Adam step, discriminator pass on
+/// the same reconstruction, D Adam step (both Adams from `get_taming_optimizers`).
 fn full_step(kind: Kind, rtol: f64) {
     let config = config();
     let mut vs = VarStore::new(Device::Cpu);
@@ -226,37 +227,26 @@ fn full_step(kind: Kind, rtol: f64) {
 
     let exp = read_named(&taming_tiny("expected.safetensors"));
     let x = exp["x"].to_kind(kind);
-    let out = model.forward_t(&x, true).unwrap();
-    assert_close("recon", &out.recon, &exp["xrec"], rtol);
-    let ae = loss
-        .generator_step(
-            &out.vq_loss,
-            &x,
-            &out.recon,
-            1,
-            &model.last_layer(),
-            Split::Train,
-        )
-        .unwrap();
+    // The trainer's own step function: fixture global_step 1, discriminator every step.
+    let settings = StepSettings {
+        lr: 1e-3,
+        disc_update_every: 1,
+        grad_clip: None,
+        amp: None,
+    };
+    let log = taming_step(&model, loss, &mut opt_ae, &mut opt_d, &x, 1, &settings)
+        .unwrap()
+        .expect("finite losses");
+    assert_close("recon", &log.recon, &exp["xrec"], rtol);
+    let [ae, d] = &log.losses[..] else {
+        panic!("a generator and a discriminator log")
+    };
     for name in ["d_weight", "total_loss", "g_loss", "nll_loss", "p_loss"] {
-        let got = ae.log.get(&format!("train/{name}")).unwrap().reshape([1]);
+        let got = ae.get(&format!("train/{name}")).unwrap().reshape([1]);
         assert_close(name, &got, &exp[&format!("ae.{name}")], rtol);
     }
-    assert_close(
-        "total_loss",
-        &ae.total_loss.reshape([1]),
-        &exp["ae.total_loss"],
-        rtol,
-    );
-    opt_ae.zero_grad();
-    ae.backward_loss.expect("train pass has a graph").backward();
-    opt_ae.step();
-
-    let d = loss.discriminator_step(&x, &out.recon, 1, Split::Train);
-    assert_close("disc_loss", &d.loss.reshape([1]), &exp["d.disc_loss"], rtol);
-    opt_d.zero_grad();
-    d.loss.backward();
-    opt_d.step();
+    let disc_loss = d.get("train/disc_loss").unwrap().reshape([1]);
+    assert_close("disc_loss", &disc_loss, &exp["d.disc_loss"], rtol);
 
     let ae_vars = vs.variables();
     let d_vars = loss.discriminator().var_store().variables();

@@ -1,9 +1,8 @@
-//! The seed's `normalize` / `unnormalize` pair as one per-channel affine map on u8 pixels.
+//! The seed's `normalize` / `unnormalize` pair, on u8 pixels and on `[0, 1]` floats.
 //!
-//! The seed feeds `normalize(images.float() / 255.)` to the model. Written on the u8 value this
-//! is `scale[c] · u8 + shift[c]`; [`Normalizer::scale_shift`] hands those six f32 numbers out so
-//! the trainer (tch) and the exported ONNX graphs apply exactly the same arithmetic as
-//! [`Normalizer::normalize_u8`].
+//! The arithmetic is [`vqtok_config::PixelAffine`]'s: `x = (u8 / divisor − offset) / std`
+//! per channel, in f32, in that order — the same operations the trainer (tch) and the
+//! exported ONNX graphs perform, so all three produce identical bits.
 
 use vqtok_config::Normalize;
 
@@ -47,33 +46,35 @@ impl Layout {
     }
 }
 
-/// `normalized = scale[c] · u8 + shift[c]`, and its exact inverse.
+/// `x = (u8 / divisor − offset) / std` per channel, and its inverse.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalizer {
-    scale: [f32; 3],
-    shift: [f32; 3],
+    divisor: [f32; 3],
+    offset: [f32; 3],
+    std: [f32; 3],
 }
 
 impl Normalizer {
-    /// taming's `x·2 − 1` on `x = u8/255` gives scale `2/255`, shift `−1`; mean/std gives
-    /// scale `1/(255·std)`, shift `−mean/std` (computed in f64, then rounded once to f32).
     pub fn new(kind: &Normalize) -> Normalizer {
-        let (scale, shift): ([f64; 3], [f64; 3]) = match kind {
-            Normalize::MinusOneOne => ([2.0 / 255.0; 3], [-1.0; 3]),
-            Normalize::MeanStd { mean, std } => (
-                std::array::from_fn(|c| 1.0 / (255.0 * std[c])),
-                std::array::from_fn(|c| -mean[c] / std[c]),
-            ),
-        };
+        let a = kind.pixel_affine();
         Normalizer {
-            scale: scale.map(|v| v as f32),
-            shift: shift.map(|v| v as f32),
+            divisor: a.divisor.map(|v| v as f32),
+            offset: a.offset.map(|v| v as f32),
+            std: a.std.map(|v| v as f32),
         }
     }
 
-    /// The per-channel affine form on u8 values: `(scale, shift)`.
-    pub fn scale_shift(&self) -> ([f32; 3], [f32; 3]) {
-        (self.scale, self.shift)
+    /// `(divisor, offset, std)` as f32, for consumers that apply the formula themselves.
+    pub fn affine(&self) -> ([f32; 3], [f32; 3], [f32; 3]) {
+        (self.divisor, self.offset, self.std)
+    }
+
+    fn forward(&self, u: f32, c: usize) -> f32 {
+        (u / self.divisor[c] - self.offset[c]) / self.std[c]
+    }
+
+    fn inverse(&self, x: f32, c: usize) -> f32 {
+        (x * self.std[c] + self.offset[c]) * self.divisor[c]
     }
 
     /// u8 pixels → model input.
@@ -82,10 +83,7 @@ impl Normalizer {
         Ok(src
             .iter()
             .enumerate()
-            .map(|(i, &v)| {
-                let c = layout.channel(i);
-                self.scale[c] * v as f32 + self.shift[c]
-            })
+            .map(|(i, &v)| self.forward(v as f32, layout.channel(i)))
             .collect())
     }
 
@@ -93,8 +91,7 @@ impl Normalizer {
     pub fn normalize(&self, x: &mut [f32], layout: Layout) -> Result<()> {
         layout.check(x.len())?;
         for (i, v) in x.iter_mut().enumerate() {
-            let c = layout.channel(i);
-            *v = self.scale[c] * 255.0 * *v + self.shift[c];
+            *v = self.forward(*v * 255.0, layout.channel(i));
         }
         Ok(())
     }
@@ -103,25 +100,24 @@ impl Normalizer {
     pub fn unnormalize(&self, x: &mut [f32], layout: Layout) -> Result<()> {
         layout.check(x.len())?;
         for (i, v) in x.iter_mut().enumerate() {
-            let c = layout.channel(i);
-            *v = (*v - self.shift[c]) / (self.scale[c] * 255.0);
+            *v = self.inverse(*v, layout.channel(i)) / 255.0;
         }
         Ok(())
     }
 
-    /// Model output → u8 pixels: inverse affine, rounded to nearest and clamped to [0, 255].
+    /// Model output → u8 pixels: inverse, clamped to [0, 255], rounded half to even (as
+    /// the ONNX decoder's `Round`).
     pub fn unnormalize_to_u8(&self, x: &[f32], layout: Layout) -> Result<Vec<u8>> {
         layout.check(x.len())?;
         Ok(x.iter()
             .enumerate()
             .map(|(i, &v)| {
-                let c = layout.channel(i);
-                let u = (v - self.shift[c]) / self.scale[c];
+                let u = self.inverse(v, layout.channel(i));
                 // NaN (a diverged model) maps to 0 rather than poisoning a video.
                 if u.is_nan() {
                     0
                 } else {
-                    u.round().clamp(0.0, 255.0) as u8
+                    u.clamp(0.0, 255.0).round_ties_even() as u8
                 }
             })
             .collect())
@@ -143,10 +139,10 @@ mod tests {
     fn minus_one_one_maps_the_ends_exactly() {
         let n = Normalizer::new(&Normalize::MinusOneOne);
         let out = n.normalize_u8(&[0, 255, 128], Layout::ChannelLast).unwrap();
-        // f32: 2/255·255 − 1 is 1 up to one ulp.
+        // taming's u8 / 127.5 − 1, exact at both ends.
         assert_eq!(out[0], -1.0);
-        assert!((out[1] - 1.0).abs() < 1e-6, "{}", out[1]);
-        assert!((out[2] - (128.0 / 255.0 * 2.0 - 1.0)).abs() < 1e-6);
+        assert_eq!(out[1], 1.0);
+        assert_eq!(out[2], 128.0f32 / 127.5 - 1.0);
     }
 
     #[test]
@@ -191,17 +187,17 @@ mod tests {
     }
 
     #[test]
-    fn scale_shift_is_what_normalize_applies() {
+    fn affine_is_what_normalize_applies_in_that_order() {
         let n = Normalizer::new(&imagenet());
-        let (scale, shift) = n.scale_shift();
+        let (divisor, offset, std) = n.affine();
         let px = [10u8, 200, 77];
         let out = n.normalize_u8(&px, Layout::ChannelLast).unwrap();
         for c in 0..3 {
-            assert_eq!(out[c], scale[c] * px[c] as f32 + shift[c]);
+            assert_eq!(out[c], (px[c] as f32 / divisor[c] - offset[c]) / std[c]);
         }
         assert_eq!(
-            Normalizer::new(&Normalize::MinusOneOne).scale_shift().1,
-            [-1.0; 3]
+            Normalizer::new(&Normalize::MinusOneOne).affine(),
+            ([127.5; 3], [1.0; 3], [1.0; 3])
         );
     }
 

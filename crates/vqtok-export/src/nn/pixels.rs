@@ -1,6 +1,6 @@
 //! Pixel normalisation inside the u8 graphs, from `data_args.normalize`.
 //!
-//! Both settings are written as `x̂ = (u8 / a − b) / s` per channel (minus_one_one:
+//! The constants come from `vqtok_config::Normalize::pixel_affine`: `x̂ = (u8 / a − b) / s` per channel (minus_one_one:
 //! a = 127.5, b = 1, s = 1; mean/std: a = 255, b = mean, s = std), computed in that
 //! order in f32 so that the graph produces the same bits as the data pipeline's
 //! `x / 127.5 − 1` rather than an equivalent affine form that differs in the last
@@ -30,26 +30,23 @@ pub struct PixelIo {
 
 impl PixelIo {
     pub fn new(norm: &Normalize, channels: usize) -> Result<Self> {
-        Ok(match norm {
-            Normalize::MinusOneOne => PixelIo {
-                kind: "minus_one_one".into(),
-                divisor: vec![127.5; channels],
-                offset: vec![1.0; channels],
-                std: vec![1.0; channels],
-            },
-            Normalize::MeanStd { mean, std } => {
-                if channels != 3 {
-                    return Err(ExportError::Unsupported(format!(
-                        "data_args.normalize gives mean/std for 3 channels but the model has {channels}"
-                    )));
-                }
-                PixelIo {
-                    kind: "mean_std".into(),
-                    divisor: vec![255.0; 3],
-                    offset: mean.to_vec(),
-                    std: std.to_vec(),
-                }
-            }
+        let (kind, per_channel) = match norm {
+            // taming's u8 / 127.5 − 1 applies to any channel count.
+            Normalize::MinusOneOne => ("minus_one_one", false),
+            Normalize::MeanStd { .. } => ("mean_std", true),
+        };
+        if per_channel && channels != 3 {
+            return Err(ExportError::Unsupported(format!(
+                "data_args.normalize gives mean/std for 3 channels but the model has {channels}"
+            )));
+        }
+        let a = norm.pixel_affine();
+        let take = |v: [f64; 3]| (0..channels).map(|c| v[c.min(2)]).collect();
+        Ok(PixelIo {
+            kind: kind.into(),
+            divisor: take(a.divisor),
+            offset: take(a.offset),
+            std: take(a.std),
         })
     }
 

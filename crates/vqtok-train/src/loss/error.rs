@@ -44,6 +44,16 @@ pub enum LossError {
 }
 
 impl LossError {
+    /// Problems the user fixes by changing the config or running setup (exit 2).
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            LossError::LpipsWeightsMissing(_)
+                | LossError::LpipsWeightsUnset
+                | LossError::Config { .. }
+        )
+    }
+
     pub(crate) fn weights(source: &str, key: &str, message: impl Into<String>) -> Self {
         LossError::Weights {
             source_name: source.to_string(),

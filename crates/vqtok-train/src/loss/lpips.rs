@@ -41,13 +41,16 @@ const SLICES: [&[(usize, i64, i64)]; 5] = [
     &[(24, 512, 512), (26, 512, 512), (28, 512, 512)],
 ];
 
-/// Resolves the weights file: the explicit path if given, else `$VQTOK_LPIPS_WEIGHTS`.
+/// Resolves the weights file: the explicit path if given, else `$VQTOK_LPIPS_WEIGHTS`,
+/// else the path setup produced in the checkout this binary was built from (cargo
+/// sets the variable at build time too), so binaries run outside cargo find it.
 pub fn lpips_weights_path(explicit: Option<&Path>) -> Result<PathBuf, LossError> {
     match explicit {
         Some(p) => Ok(p.to_path_buf()),
         None => std::env::var_os(LPIPS_WEIGHTS_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
+            .or_else(|| option_env!("VQTOK_LPIPS_WEIGHTS").map(PathBuf::from))
             .ok_or(LossError::LpipsWeightsUnset),
     }
 }

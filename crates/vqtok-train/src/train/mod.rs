@@ -1,6 +1,21 @@
-//! The seed's TrainVqVae: the training loop and everything it writes to a run folder.
+//! The seed's TrainVqVae: the training loop and everything it writes to a run folder
+//! (`param.json`, `checkpoints/`, `tensorboard/`, `metrics.jsonl`).
 
+pub mod checkpoint;
 pub mod checkpoint_store;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod evaluate;
 pub mod metrics_log;
+pub mod pixels;
+pub mod progress;
+pub mod quality;
 pub mod schedule;
+pub mod signals;
+pub mod step;
 pub mod tensorboard;
+pub mod trainer;
+
+pub use error::TrainError;
+pub use trainer::{RunSummary, TrainOptions, Trainer};

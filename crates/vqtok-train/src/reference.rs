@@ -1,0 +1,66 @@
+//! The tch side of `vqtok-export verify`: runs a checkpoint's model on u8 frames and
+//! writes the reference file the ONNX graphs are compared against (format documented
+//! in vqtok-export's `verify` module): `frames` u8 `[N, H, W, 3]`, `indices.<level>`
+//! int64 `[N, h, w]`, `recon_float` f32 `[N, 3, H, W]` (the decoder on those indices,
+//! normalised, unclamped).
+
+use std::path::Path;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+use vqtok_config::Config;
+
+use crate::model::create_model;
+use crate::state_dict::{LoadOptions, load_state_dict};
+use crate::train::TrainError;
+use crate::train::checkpoint::MODEL_FILE;
+use crate::train::pixels::PixelNorm;
+
+/// Encodes `frames` (u8 `[N, H, W, 3]`) with the checkpoint's model in f32 and writes
+/// the reference file to `out`. Frames are normalised exactly as the u8 encoder graph does.
+pub fn write_reference(
+    cfg: &Config,
+    checkpoint: &Path,
+    frames: &Tensor,
+    device: Device,
+    out: &Path,
+) -> Result<(), TrainError> {
+    let _no_grad = tch::no_grad_guard();
+    let vs = VarStore::new(device);
+    let model = create_model(&cfg.model, &vs.root())?;
+    let opts = LoadOptions {
+        ignore_prefixes: vec!["loss.".into()],
+        ..LoadOptions::default()
+    };
+    load_state_dict(&vs, checkpoint.join(MODEL_FILE), &opts)?;
+    let norm = PixelNorm::new(&cfg.data.normalize, device);
+    let mut named: Vec<(String, Tensor)> =
+        vec![("frames".into(), frames.to_kind(Kind::Uint8).contiguous())];
+    let mut indices_all: Vec<Vec<Tensor>> = Vec::new();
+    let mut recon_all = Vec::new();
+    // Small batches keep memory bounded for large models on the CPU.
+    for chunk in frames.split(4, 0) {
+        let x = norm.normalize_frames(&chunk);
+        let indices = model.encode(&x)?;
+        recon_all.push(
+            model
+                .decode_indices(&indices)?
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu),
+        );
+        indices_all.push(indices.iter().map(|t| t.to_device(Device::Cpu)).collect());
+    }
+    for (l, level) in cfg.model.levels().iter().enumerate() {
+        let grids: Vec<Tensor> = indices_all.iter().map(|v| v[l].shallow_clone()).collect();
+        named.push((
+            format!("indices.{}", level.name),
+            Tensor::cat(&grids, 0).to_kind(Kind::Int64),
+        ));
+    }
+    named.push((
+        "recon_float".into(),
+        Tensor::cat(&recon_all, 0).contiguous(),
+    ));
+    Tensor::write_safetensors(&named, out)
+        .map_err(|e| TrainError::Usage(format!("{}: {e}", out.display())))
+}

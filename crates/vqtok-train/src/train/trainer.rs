@@ -1,0 +1,635 @@
+//! The seed's TrainVqVae (seed §4–§7): model and loss from the config, one or two
+//! Adams, the loop, logging, validation and checkpoints.
+//!
+//! Per step: batch `[b, d, h, w, c]` → `[(b·d), c, h, w]` → normalize → forward →
+//! - taming path: zero_grad, generator loss (optimizer 0), backward, step opt_ae; on
+//!   steps where `step % disc_update_every == 0`: zero_grad, discriminator loss
+//!   (optimizer 1) on the same reconstruction detached, backward, step opt_disc;
+//! - traditional path: one optimizer, then the LossCalculator's own discriminator step.
+//!
+//! Every step's RNG is seeded from (seed, step), so a resumed run draws the same
+//! random numbers as an uninterrupted one; the data position, both optimizers and
+//! the schedule are restored from the checkpoint, which makes resume exact on CPU.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+use vqtok_config::{Amp, Config, ModelConfig, json_diff};
+
+use crate::loss::{
+    LossCalculator, LossLog, LossOptions, Lpips, OPTIMIZER_DISC_PREFIX, Split, lpips_weights_path,
+};
+use crate::model::{CodebookUsage, VqModel, create_model};
+use crate::optim::Adam;
+use crate::state_dict::{LoadOptions, load_state_dict};
+use crate::train::checkpoint::{self, CheckpointContent, TrainState};
+use crate::train::checkpoint_store::CheckpointStore;
+use crate::train::data::DataSource;
+use crate::train::device::device_name;
+use crate::train::error::TrainError;
+use crate::train::evaluate::{EvalReport, LossPath, evaluate};
+use crate::train::metrics_log::MetricsLog;
+use crate::train::pixels::{PixelNorm, comparison_grid};
+use crate::train::progress::Progress;
+use crate::train::schedule::LrSchedule;
+use crate::train::step::{StepLog, StepSettings, taming_step, traditional_step};
+use crate::train::tensorboard::EventWriter;
+
+/// Settings of one invocation that are not part of the config.
+pub struct TrainOptions {
+    pub run_dir: PathBuf,
+    /// A checkpoint folder to continue from.
+    pub resume: Option<PathBuf>,
+    pub device: Device,
+    /// No progress bar or per-interval lines (warnings and errors still print).
+    pub quiet: bool,
+}
+
+/// Keys of train_args whose change does not break an exact resume.
+const RESUMABLE_CHANGES: &[&str] = &[
+    "train_args.num_steps",
+    "train_args.checkpoint_every",
+    "train_args.keep_checkpoints",
+    "train_args.log_every",
+    "train_args.image_every",
+    "train_args.val_every",
+    "train_args.val_batches",
+    "train_args.device",
+    "data_args.num_workers",
+    "data_args.prefetch_batches",
+    "data_args.decode_timeout_s",
+];
+
+/// How a call to [`Trainer::run`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub step: u64,
+    /// Stopped early by Ctrl-C / SIGTERM (a checkpoint was written).
+    pub interrupted: bool,
+    pub skipped_steps: u64,
+    pub last_checkpoint: Option<PathBuf>,
+    pub last_validation: Option<Vec<(String, f64)>>,
+}
+
+pub struct Trainer {
+    cfg: Config,
+    opts: TrainOptions,
+    amp: bool,
+    vs: VarStore,
+    model: Box<dyn VqModel>,
+    /// (state-dict name, codebook size) per level.
+    levels: Vec<(String, i64)>,
+    loss: LossPath,
+    opt_ae: Adam,
+    /// Taming path only (the traditional path's lives in its calculator).
+    opt_disc: Option<Adam>,
+    schedule: LrSchedule,
+    norm: PixelNorm,
+    train_data: DataSource,
+    lpips_eval: Option<Lpips>,
+    store: CheckpointStore,
+    tb: EventWriter,
+    metrics: MetricsLog,
+    step: u64,
+    skipped_steps: u64,
+    best_val: Option<f64>,
+}
+
+impl Trainer {
+    /// Builds everything for a new run, or restores it from `opts.resume`.
+    pub fn new(cfg: Config, opts: TrainOptions) -> Result<Trainer, TrainError> {
+        let device = opts.device;
+        let amp = cfg.train.amp == Amp::Bf16;
+        if amp && device == Device::Cpu {
+            return Err(TrainError::Usage(
+                "train_args.amp is bf16, which runs on CUDA only, but the device is the CPU".into(),
+            ));
+        }
+        if let Device::Cuda(_) = device {
+            tch::Cuda::cudnn_set_benchmark(!cfg.train.deterministic);
+        }
+        let std_dir = |p: &Path| std::fs::create_dir_all(p).map_err(TrainError::io(p));
+        std_dir(&opts.run_dir)?;
+
+        let loaded = match &opts.resume {
+            Some(dir) => Some(checkpoint::read(dir)?),
+            None => None,
+        };
+        if let Some(ck) = &loaded {
+            check_resumable(
+                &cfg,
+                &ck.config,
+                opts.resume.as_deref().unwrap_or(Path::new("")),
+            )?;
+        }
+        let store = CheckpointStore::open(&opts.run_dir, cfg.train.keep_checkpoints)?;
+        if loaded.is_none() && store.latest().is_some() {
+            return Err(TrainError::Usage(format!(
+                "{} already holds checkpoints: pass --resume to continue that run, or choose a new --out folder",
+                opts.run_dir.display()
+            )));
+        }
+
+        // The initial weights (model and discriminator) come from the seed too.
+        tch::manual_seed(cfg.train.seed as i64);
+        let vs = VarStore::new(device);
+        let model = create_model(&cfg.model, &vs.root())?;
+        let levels = cfg
+            .model
+            .levels()
+            .iter()
+            .map(|l| (l.name.to_string(), l.size as i64))
+            .collect();
+        let loss_opts = LossOptions::new(device);
+        let calc = LossCalculator::new(&cfg, model.as_ref(), &loss_opts)?;
+        let (opt_ae, opt_disc) = match calc.get_taming_optimizers(model.as_ref()) {
+            Some((ae, disc)) => (ae, Some(disc)),
+            None => (
+                Adam::new(
+                    model.trainable_vars(),
+                    crate::optim::AdamConfig::from_train_args(&cfg.train),
+                ),
+                None,
+            ),
+        };
+        let loss: LossPath = calc.into();
+        // Validation LPIPS whenever the weights are there (it is only a metric here).
+        let lpips_eval = match lpips_weights_path(None) {
+            Ok(p) if p.exists() => Some(Lpips::load(&p, device, Kind::Float)?),
+            _ => None,
+        };
+
+        let mut trainer = Trainer {
+            norm: PixelNorm::new(&cfg.data.normalize, device),
+            schedule: LrSchedule::new(&cfg.train),
+            train_data: DataSource::open(
+                &cfg,
+                Split::Train,
+                loaded.as_ref().map(|c| &c.state.data),
+            )?,
+            tb: EventWriter::create(&opts.run_dir.join("tensorboard"))
+                .map_err(TrainError::io(&opts.run_dir))?,
+            metrics: MetricsLog::open(&opts.run_dir, loaded.as_ref().map(|c| c.state.step))
+                .map_err(TrainError::io(&opts.run_dir))?,
+            cfg,
+            opts,
+            amp,
+            vs,
+            model,
+            levels,
+            loss,
+            opt_ae,
+            opt_disc,
+            lpips_eval,
+            store,
+            step: 0,
+            skipped_steps: 0,
+            best_val: None,
+        };
+        match loaded {
+            Some(ck) => trainer.restore(ck)?,
+            None => trainer.init_from_ckpt_path()?,
+        }
+        let config_path = trainer.opts.run_dir.join(checkpoint::CONFIG_FILE);
+        std::fs::write(&config_path, trainer.cfg.to_json_pretty())
+            .map_err(TrainError::io(&config_path))?;
+        Ok(trainer)
+    }
+
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// taming's `ckpt_path` + `ignore_keys`: initialise a new run from a state dict,
+    /// non-strict (missing/unexpected keys are reported, as taming's init_from_ckpt).
+    fn init_from_ckpt_path(&mut self) -> Result<(), TrainError> {
+        let ModelConfig::Taming(args) = &self.cfg.model else {
+            return Ok(());
+        };
+        let Some(path) = &args.ckpt_path else {
+            return Ok(());
+        };
+        let mut ignore = args.ignore_keys.clone();
+        ignore.push("loss.".into());
+        let opts = LoadOptions {
+            ignore_prefixes: ignore,
+            strict: false,
+            ..LoadOptions::default()
+        };
+        let report = load_state_dict(&self.vs, path, &opts)?;
+        eprintln!(
+            "initialised from {path}: {} tensors loaded, {} missing, {} unexpected",
+            report.loaded,
+            report.missing.len(),
+            report.unexpected.len()
+        );
+        Ok(())
+    }
+
+    fn restore(&mut self, ck: checkpoint::LoadedCheckpoint) -> Result<(), TrainError> {
+        let dir = self.opts.resume.clone().unwrap_or_default();
+        let source = dir.join(checkpoint::MODEL_FILE).display().to_string();
+        let opts = LoadOptions {
+            ignore_prefixes: vec!["loss.".into()],
+            ..LoadOptions::default()
+        };
+        load_state_dict(&self.vs, dir.join(checkpoint::MODEL_FILE), &opts)?;
+        let bad_state = |what: &str, e: crate::optim::OptimError| {
+            crate::train::checkpoint_store::CheckpointError::Invalid(format!(
+                "{}: {what}: {e}",
+                dir.display()
+            ))
+        };
+        self.opt_ae
+            .load_state_dict(&ck.optimizer_ae)
+            .map_err(|e| bad_state(checkpoint::OPTIMIZER_AE_FILE, e))?;
+        match &mut self.loss {
+            LossPath::Taming(loss) => {
+                loss.load_discriminator(&ck.model, &source)?;
+                if let (Some(opt), Some(state)) = (&mut self.opt_disc, &ck.optimizer_disc) {
+                    opt.load_state_dict(state)
+                        .map_err(|e| bad_state(checkpoint::OPTIMIZER_DISC_FILE, e))?;
+                }
+            }
+            LossPath::Traditional(calc) => {
+                let mut named = ck.model;
+                for (k, v) in ck.optimizer_disc.unwrap_or_default() {
+                    named.insert(format!("{OPTIMIZER_DISC_PREFIX}{k}"), v);
+                }
+                calc.load_checkpoint_state(&named, &source)?;
+            }
+        }
+        self.step = ck.state.step;
+        self.skipped_steps = ck.state.skipped_steps;
+        self.best_val = ck.state.best_val_rec_loss;
+        Ok(())
+    }
+
+    /// Trains until `num_steps` (or until `stop` is raised: then finishes the step,
+    /// checkpoints and returns).
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<RunSummary, TrainError> {
+        let total = self.cfg.train.num_steps;
+        let t = self.cfg.train.clone();
+        let progress = Progress::new(self.step, total, self.opts.quiet);
+        if !self.opts.quiet {
+            progress.line(&format!(
+                "training {} on {} from step {} to {total} ({})",
+                self.cfg.model_type,
+                device_name(self.opts.device),
+                self.step,
+                if matches!(self.loss, LossPath::Taming(_)) {
+                    "taming loss, two optimizers"
+                } else {
+                    "traditional loss"
+                }
+            ));
+        }
+        let mut usage: Vec<CodebookUsage> = self
+            .levels
+            .iter()
+            .map(|(_, k)| CodebookUsage::new(*k, self.opts.device))
+            .collect();
+        let mut perplexity_sum: Vec<Tensor> = Vec::new();
+        let mut window = Window::default();
+        let mut consecutive_bad = 0u32;
+        let mut summary = RunSummary {
+            step: self.step,
+            interrupted: false,
+            skipped_steps: self.skipped_steps,
+            last_checkpoint: None,
+            last_validation: None,
+        };
+        while self.step < total {
+            let started = Instant::now();
+            let batch = self
+                .train_data
+                .next_batch()?
+                .ok_or_else(|| TrainError::Data("the training source ended".into()))?;
+            window.wait += started.elapsed();
+            let x = self.norm.model_input(&batch);
+            tch::manual_seed(step_seed(t.seed, self.step) as i64);
+            let outcome = self.train_step(&x)?;
+            let global_step = self.step;
+            self.step += 1;
+            window.frames += x.size()[0] as u64;
+            window.steps += 1;
+            let log = match outcome {
+                Some(log) => {
+                    consecutive_bad = 0;
+                    for (u, idx) in usage.iter_mut().zip(&log.indices) {
+                        u.update(idx);
+                    }
+                    if perplexity_sum.is_empty() {
+                        perplexity_sum = log.perplexity.iter().map(Tensor::zeros_like).collect();
+                    }
+                    for (s, p) in perplexity_sum.iter_mut().zip(&log.perplexity) {
+                        *s += p;
+                    }
+                    window.good += 1;
+                    Some(log)
+                }
+                None => {
+                    consecutive_bad += 1;
+                    self.skipped_steps += 1;
+                    progress.line(&format!(
+                        "step {global_step}: non-finite loss, update skipped"
+                    ));
+                    if consecutive_bad >= t.max_bad_steps {
+                        progress.finish();
+                        return Err(TrainError::Diverged {
+                            steps: consecutive_bad,
+                            at: global_step,
+                        });
+                    }
+                    None
+                }
+            };
+            window.time += started.elapsed();
+            let step = self.step;
+            if let Some(log) = &log {
+                if step.is_multiple_of(t.log_every) || step == total {
+                    let line = self.write_logs(log, &mut usage, &mut perplexity_sum, &window)?;
+                    progress.update(step, &line);
+                    progress.summary(&format!("step {step}/{total} {line}"));
+                    window = Window::default();
+                }
+                if step.is_multiple_of(t.image_every) {
+                    let (h, w, rgb) = comparison_grid(&self.norm, &log.x, &log.recon, 4);
+                    self.tb
+                        .image(step, "train/reconstructions", &rgb, w, h)
+                        .map_err(TrainError::io(&self.opts.run_dir))?;
+                }
+            }
+            let mut save = step.is_multiple_of(t.checkpoint_every) || step == total;
+            let mut best = false;
+            if step.is_multiple_of(t.val_every) || step == total {
+                let report = self.validate()?;
+                let rec = report.get("val/rec_loss");
+                if let Some(rec) = rec.filter(|r| r.is_finite())
+                    && self.best_val.is_none_or(|b| rec < b)
+                {
+                    self.best_val = Some(rec);
+                    best = true;
+                    save = true;
+                }
+                progress.line(&report.table());
+                summary.last_validation = Some(report.values);
+            }
+            let interrupted = stop.load(Ordering::SeqCst);
+            if save || interrupted {
+                let dir = self.save_checkpoint()?;
+                if best {
+                    self.store
+                        .set_best(step, self.best_val.unwrap_or(f64::NAN))?;
+                }
+                summary.last_checkpoint = Some(dir);
+            }
+            if interrupted {
+                summary.interrupted = true;
+                break;
+            }
+        }
+        self.tb
+            .flush()
+            .map_err(TrainError::io(&self.opts.run_dir))?;
+        progress.finish();
+        summary.step = self.step;
+        summary.skipped_steps = self.skipped_steps;
+        if !self.opts.quiet {
+            eprintln!("data: {}", self.train_data.summary());
+        }
+        Ok(summary)
+    }
+
+    /// One optimisation step at `self.step`; `None` when the loss was not finite and
+    /// no weight was updated.
+    fn train_step(&mut self, x: &Tensor) -> Result<Option<StepLog>, TrainError> {
+        let t = &self.cfg.train;
+        let settings = StepSettings {
+            lr: self.schedule.lr_at(self.step),
+            disc_update_every: t.disc_update_every,
+            grad_clip: t.grad_clip,
+            amp: self.amp.then_some(self.opts.device),
+        };
+        match &mut self.loss {
+            LossPath::Taming(loss) => {
+                let opt_disc = self
+                    .opt_disc
+                    .as_mut()
+                    .expect("the taming path has a discriminator optimizer");
+                taming_step(
+                    self.model.as_ref(),
+                    loss,
+                    &mut self.opt_ae,
+                    opt_disc,
+                    x,
+                    self.step,
+                    &settings,
+                )
+            }
+            LossPath::Traditional(calc) => traditional_step(
+                self.model.as_ref(),
+                calc,
+                &mut self.opt_ae,
+                x,
+                self.step,
+                &settings,
+            ),
+        }
+    }
+
+    /// Writes one log interval to TensorBoard and metrics.jsonl; returns the short
+    /// status line for the progress display.
+    fn write_logs(
+        &mut self,
+        log: &StepLog,
+        usage: &mut [CodebookUsage],
+        perplexity_sum: &mut [Tensor],
+        window: &Window,
+    ) -> Result<String, TrainError> {
+        let mut values: Vec<(String, f64)> = log.losses.iter().flat_map(LossLog::scalars).collect();
+        let multi = self.levels.len() > 1;
+        let key = |base: &str, name: &str| {
+            if multi {
+                format!("train/{base}/{name}")
+            } else {
+                format!("train/{base}")
+            }
+        };
+        for (((name, size), u), p) in self
+            .levels
+            .iter()
+            .zip(usage.iter_mut())
+            .zip(perplexity_sum.iter_mut())
+        {
+            values.push((key("codebook_usage", name), 100.0 * u.usage()));
+            values.push((key("dead_codes", name), u.dead_codes(1) as f64));
+            values.push((
+                key("perplexity", name),
+                p.double_value(&[]) / window.good.max(1) as f64,
+            ));
+            debug_assert!(*size > 0);
+            u.reset();
+            let _ = p.zero_();
+        }
+        let secs = window.time.as_secs_f64().max(1e-9);
+        let img_per_s = window.frames as f64 / secs;
+        values.push((
+            "train/lr".into(),
+            self.schedule.lr_at(self.step.saturating_sub(1)),
+        ));
+        values.push(("train/img_per_s".into(), img_per_s));
+        values.push((
+            "train/data_wait_frac".into(),
+            window.wait.as_secs_f64() / secs,
+        ));
+        values.push(("train/skipped_steps".into(), self.skipped_steps as f64));
+        let io = TrainError::io(&self.opts.run_dir);
+        self.tb
+            .scalars(self.step, values.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map_err(TrainError::io(&self.opts.run_dir))?;
+        self.metrics
+            .write(self.step, values.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map_err(io)?;
+        let get = |k: &str| values.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+        let mut line = format!("{img_per_s:.1} img/s");
+        for k in [
+            "train/total_loss",
+            "train/rec_loss",
+            "train/recon_loss",
+            "train/disc_loss",
+        ] {
+            if let Some(v) = get(k) {
+                line.push_str(&format!(" {}={v:.4}", &k[6..]));
+            }
+        }
+        if let Some(u) = get("train/codebook_usage") {
+            line.push_str(&format!(" codes={u:.0}%"));
+        }
+        Ok(line)
+    }
+
+    /// One validation pass; logs `val/*` and the first batch's reconstructions.
+    pub fn validate(&mut self) -> Result<EvalReport, TrainError> {
+        let mut data = DataSource::open(&self.cfg, Split::Val, None)?;
+        let report = evaluate(
+            self.model.as_ref(),
+            &self.levels,
+            &self.loss,
+            &self.norm,
+            &mut data,
+            self.cfg.train.val_batches,
+            self.lpips_eval.as_ref(),
+            self.step,
+        )?;
+        let io = || TrainError::io(&self.opts.run_dir);
+        self.tb
+            .scalars(
+                self.step,
+                report.values.iter().map(|(k, v)| (k.as_str(), *v)),
+            )
+            .map_err(io())?;
+        if let Some((h, w, rgb)) = &report.grid {
+            self.tb
+                .image(self.step, "val/reconstructions", rgb, *w, *h)
+                .map_err(io())?;
+        }
+        self.metrics
+            .write(
+                self.step,
+                report.values.iter().map(|(k, v)| (k.as_str(), *v)),
+            )
+            .map_err(io())?;
+        self.tb.flush().map_err(io())?;
+        Ok(report)
+    }
+
+    /// Writes `checkpoints/step_NNNNNNN` for the current step.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+        let state = TrainState {
+            step: self.step,
+            model_hash: self.cfg.model_hash(),
+            use_taming_loss: matches!(self.loss, LossPath::Taming(_)),
+            data: self.train_data.state(),
+            seed: self.cfg.train.seed,
+            skipped_steps: self.skipped_steps,
+            best_val_rec_loss: self.best_val,
+            vqtok_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let (model_extra, optimizer_disc) = match &self.loss {
+            LossPath::Taming(loss) => (
+                loss.discriminator().state(),
+                self.opt_disc.as_ref().map(Adam::state_dict),
+            ),
+            LossPath::Traditional(calc) => {
+                let (opt, disc): (Vec<_>, Vec<_>) = calc
+                    .get_checkpoint_state()
+                    .into_iter()
+                    .partition(|(k, _)| k.starts_with(OPTIMIZER_DISC_PREFIX));
+                let opt: Vec<(String, Tensor)> = opt
+                    .into_iter()
+                    .map(|(k, v)| (k[OPTIMIZER_DISC_PREFIX.len()..].to_string(), v))
+                    .collect();
+                (disc, (!opt.is_empty()).then_some(opt))
+            }
+        };
+        let content = CheckpointContent {
+            config: &self.cfg,
+            model: &self.vs,
+            model_extra,
+            optimizer_ae: self.opt_ae.state_dict(),
+            optimizer_disc,
+            scheduler: self.schedule.state(self.step),
+            state: &state,
+        };
+        Ok(self
+            .store
+            .save(self.step, |dir| checkpoint::write(dir, &content))?)
+    }
+}
+
+/// Rates over one log interval.
+#[derive(Default)]
+struct Window {
+    steps: u64,
+    good: u64,
+    frames: u64,
+    time: Duration,
+    wait: Duration,
+}
+
+/// The seed of `step`'s RNG (SplitMix64 of seed and step: independent streams).
+fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) >> 1
+}
+
+/// A resume must not change what the weights mean or how training proceeds; only
+/// the keys in [`RESUMABLE_CHANGES`] may differ.
+fn check_resumable(now: &Config, saved: &Config, checkpoint: &Path) -> Result<(), TrainError> {
+    let differences: Vec<String> = json_diff(&saved.to_json(), &now.to_json())
+        .into_iter()
+        .filter(|d| {
+            !RESUMABLE_CHANGES
+                .iter()
+                .any(|k| d.starts_with(&format!("{k}:")))
+        })
+        .collect();
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(TrainError::ResumeMismatch {
+            checkpoint: checkpoint.to_path_buf(),
+            differences,
+        })
+    }
+}

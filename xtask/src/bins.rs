@@ -1,0 +1,52 @@
+//! Building the workspace binaries the xtask commands drive, and finding them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::util::{self, root};
+
+/// Builds `bins` (package, binary) in the dev profile (or release) and returns a
+/// runner for each, in order.
+pub fn build(bins: &[(&str, &str)], release: bool) -> Result<Vec<PathBuf>> {
+    let mut cmd = util::cargo();
+    cmd.arg("build").arg("--quiet");
+    if release {
+        cmd.arg("--release");
+    }
+    for (package, bin) in bins {
+        cmd.args(["-p", package, "--bin", bin]);
+    }
+    util::run(&mut cmd)?;
+    let dir = target_dir().join(if release { "release" } else { "debug" });
+    Ok(bins.iter().map(|(_, bin)| dir.join(bin)).collect())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// A command for a built binary, run from the repository root.
+pub fn command(path: &PathBuf) -> Command {
+    let mut cmd = Command::new(path);
+    cmd.current_dir(root());
+    cmd
+}
+
+/// The checkpoint folder `--ckpt` names, or the run's latest.
+pub fn checkpoint(run: &std::path::Path, ckpt: Option<&std::path::Path>) -> Result<PathBuf> {
+    let dir = match ckpt {
+        Some(c) => c.to_path_buf(),
+        None => run.join("checkpoints/latest"),
+    };
+    if !dir.join("train_state.json").is_file() {
+        return Err(util::user_error(format!(
+            "{}: no checkpoint there (train first, or pass --ckpt)",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
