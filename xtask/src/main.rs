@@ -7,6 +7,7 @@ mod bench;
 mod bins;
 mod check_config;
 mod ci;
+mod demo;
 mod export;
 mod import_taming;
 mod setup;
@@ -98,6 +99,27 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// The README's first command: train a tiny tokenizer on real sample clips on the CPU,
+    /// export + verify it, tokenize a held-out clip and decode it back (prints the PSNR).
+    #[command(
+        after_help = "Examples:\n  cargo xtask demo                 # ~10 min on 2 cores; files in runs/demo/\n  \
+        cargo xtask demo --steps 300     # longer training, better reconstructions"
+    )]
+    Demo {
+        /// Training steps (batch 2 of 2-frame clips at 64²).
+        #[arg(long, default_value_t = 200)]
+        steps: u64,
+        /// libtorch threads: 1 is the safe choice on a shared machine, where two OpenMP
+        /// threads can be several times slower than one.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Output folder (run, model, token file, reconstruction).
+        #[arg(long, default_value = "runs/demo")]
+        out: std::path::PathBuf,
+        /// Build the release profile.
+        #[arg(long)]
+        release: bool,
+    },
     /// Tokenizing benchmarks: ours (criterion) against Python onnxruntime and PyTorch eager,
     /// case by case on this machine, with a table of frames/s and ratios.
     #[command(
@@ -154,6 +176,17 @@ fn main() -> ExitCode {
             release,
         } => export::verify(&run, ckpt.as_deref(), &model, release),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
+        Command::Demo {
+            steps,
+            threads,
+            out,
+            release,
+        } => demo::run_demo(&demo::DemoArgs {
+            steps,
+            threads,
+            out,
+            release,
+        }),
         Command::Bench {
             models,
             threads,
