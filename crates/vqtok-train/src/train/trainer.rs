@@ -511,7 +511,7 @@ impl Trainer {
             }
         }
         if let Some(u) = get("train/codebook_usage") {
-            line.push_str(&format!(" codes={u:.0}%"));
+            line.push_str(&format!(" codes={u:.1}%"));
         }
         Ok(line)
     }
