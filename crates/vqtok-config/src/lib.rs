@@ -141,6 +141,11 @@ impl Config {
         hex(&Sha256::digest(canonical.to_string().as_bytes()))
     }
 
+    /// sha256 (hex) of the whole config as written out (every default included).
+    pub fn config_hash(&self) -> String {
+        hex(&Sha256::digest(self.to_json().to_string().as_bytes()))
+    }
+
     /// Square crop size the data pipeline produces.
     pub fn data_resolution(&self) -> usize {
         self.data
