@@ -192,6 +192,27 @@ impl Config {
     }
 }
 
+impl TamingArgs {
+    /// The semantic checks `Config::parse` runs, for args built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::taming(self)
+    }
+}
+
+impl VqVaeArgs {
+    /// The semantic checks `Config::parse` runs, for args built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::vqvae(self)
+    }
+}
+
+impl VqVae2Args {
+    /// The semantic checks `Config::parse` runs, for args built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::vqvae2(self)
+    }
+}
+
 fn model_args<T: for<'de> Deserialize<'de>>(value: serde_json::Value) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let sub = e.path().to_string();
