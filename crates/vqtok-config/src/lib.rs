@@ -141,6 +141,11 @@ impl Config {
         hex(&Sha256::digest(canonical.to_string().as_bytes()))
     }
 
+    /// sha256 (hex) of the whole config as written out (every default included).
+    pub fn config_hash(&self) -> String {
+        hex(&Sha256::digest(self.to_json().to_string().as_bytes()))
+    }
+
     /// Square crop size the data pipeline produces.
     pub fn data_resolution(&self) -> usize {
         self.data
@@ -184,6 +189,27 @@ impl Config {
             "{}{variant} at {res}²: {grids}; batch {}×{} frames, lr {}, {} steps, {loss}",
             self.model_type, t.batch_size, self.data.sequence_length, t.lr, t.num_steps
         )
+    }
+}
+
+impl TamingArgs {
+    /// The semantic checks `Config::parse` runs, for args built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::taming(self)
+    }
+}
+
+impl VqVaeArgs {
+    /// The semantic checks `Config::parse` runs, for args built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::vqvae(self)
+    }
+}
+
+impl VqVae2Args {
+    /// The semantic checks `Config::parse` runs, for args built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::vqvae2(self)
     }
 }
 

@@ -63,7 +63,7 @@ fn ema(e: &EmaArgs, used: bool) -> Check {
     non_negative_f(e.dead_code_threshold, "model_args.ema.dead_code_threshold")
 }
 
-fn taming(a: &TamingArgs) -> Check {
+pub(crate) fn taming(a: &TamingArgs) -> Check {
     codebook(
         a.n_embed,
         a.embed_dim,
@@ -167,7 +167,7 @@ fn power_of_two_at_least_2(v: usize) -> bool {
     v >= 2 && v.is_power_of_two()
 }
 
-fn vqvae(a: &VqVaeArgs) -> Check {
+pub(crate) fn vqvae(a: &VqVaeArgs) -> Check {
     codebook(
         a.num_embeddings,
         a.embedding_dim,
@@ -195,7 +195,7 @@ fn vqvae(a: &VqVaeArgs) -> Check {
     ema(&a.ema, a.quantizer == QuantizerKind::Ema)
 }
 
-fn vqvae2(a: &VqVae2Args) -> Check {
+pub(crate) fn vqvae2(a: &VqVae2Args) -> Check {
     codebook(
         a.n_embed,
         a.embed_dim,

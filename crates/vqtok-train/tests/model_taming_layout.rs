@@ -160,6 +160,8 @@ fn every_ddconfig_option_shapes_the_network() {
         dropout: 0.5,
         resamp_with_conv: false,
     };
+    // The discriminator sees out_ch channels (validated with the rest of the args).
+    args.lossconfig.params.disc_in_channels = 2;
     let vs = VarStore::new(Device::Cpu);
     let model = TamingModel::new(&vs.root(), &args).expect("builds");
     let keys: Vec<String> = vs.variables().into_keys().collect();

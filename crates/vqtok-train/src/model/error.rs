@@ -12,14 +12,16 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ModelError::Config {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
     pub(crate) fn input(message: impl Into<String>) -> Self {
         ModelError::Input(message.into())
+    }
+}
+
+impl From<vqtok_config::ConfigError> for ModelError {
+    fn from(e: vqtok_config::ConfigError) -> Self {
+        ModelError::Config {
+            field: e.path,
+            message: e.message,
+        }
     }
 }

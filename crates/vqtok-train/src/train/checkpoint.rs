@@ -34,6 +34,8 @@ pub struct TrainState {
     pub step: u64,
     /// `Config::model_hash` of the weights' architecture.
     pub model_hash: String,
+    /// sha256 of the whole effective config (param.json as saved beside this file).
+    pub config_hash: String,
     pub use_taming_loss: bool,
     /// The training source's position (next batch to serve).
     pub data: DataState,

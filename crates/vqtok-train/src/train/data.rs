@@ -57,6 +57,8 @@ impl DataSource {
             }
             let position = match resume {
                 Some(DataState::Synthetic { position }) => *position,
+                // Only reachable when the video feature adds DataState::Video.
+                #[cfg_attr(not(feature = "video"), allow(unreachable_patterns))]
                 Some(_) => {
                     return Err(TrainError::Usage(
                         "the checkpoint's data position is not a synthetic source's".into(),

@@ -5,7 +5,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::autocast::Autocast;
 use crate::loss::{LossLog, Split, TraditionalCalculator, VqLpipsWithDiscriminator};
-use crate::model::VqModel;
+use crate::model::{ModelOutput, VqModel};
 use crate::optim::Adam;
 use crate::train::error::TrainError;
 
@@ -26,6 +26,18 @@ pub struct StepLog {
     pub recon: Tensor,
     pub perplexity: Vec<Tensor>,
     pub indices: Vec<Tensor>,
+}
+
+impl StepLog {
+    fn new(losses: Vec<LossLog>, x: &Tensor, out: ModelOutput) -> StepLog {
+        StepLog {
+            losses,
+            x: x.shallow_clone(),
+            recon: out.recon.detach(),
+            perplexity: out.perplexity.iter().map(Tensor::detach).collect(),
+            indices: out.indices,
+        }
+    }
 }
 
 fn autocast(s: &StepSettings) -> Option<Autocast> {
@@ -88,13 +100,7 @@ pub fn taming_step(
         update(opt_disc, &d.loss, s)?;
         losses.push(d.log);
     }
-    Ok(Some(StepLog {
-        losses,
-        x: x.shallow_clone(),
-        recon: out.recon.detach(),
-        perplexity: out.perplexity.iter().map(Tensor::detach).collect(),
-        indices: out.indices,
-    }))
+    Ok(Some(StepLog::new(losses, x, out)))
 }
 
 /// Traditional path: one optimizer over the model, then the calculator's own
@@ -123,11 +129,5 @@ pub fn traditional_step(
     };
     let mut losses = vec![ld.log];
     losses.extend(disc_log);
-    Ok(Some(StepLog {
-        losses,
-        x: x.shallow_clone(),
-        recon: out.recon.detach(),
-        perplexity: out.perplexity.iter().map(Tensor::detach).collect(),
-        indices: out.indices,
-    }))
+    Ok(Some(StepLog::new(losses, x, out)))
 }

@@ -511,7 +511,7 @@ impl Trainer {
             }
         }
         if let Some(u) = get("train/codebook_usage") {
-            line.push_str(&format!(" codes={u:.0}%"));
+            line.push_str(&format!(" codes={u:.1}%"));
         }
         Ok(line)
     }
@@ -556,6 +556,7 @@ impl Trainer {
         let state = TrainState {
             step: self.step,
             model_hash: self.cfg.model_hash(),
+            config_hash: self.cfg.config_hash(),
             use_taming_loss: matches!(self.loss, LossPath::Taming(_)),
             data: self.train_data.state(),
             seed: self.cfg.train.seed,

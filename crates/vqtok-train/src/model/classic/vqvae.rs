@@ -24,7 +24,7 @@ pub struct VqVae {
 
 impl VqVae {
     pub fn new(vs: &nn::Path, a: &VqVaeArgs) -> Result<Self, ModelError> {
-        check(a)?;
+        a.validate()?;
         let vars = Vars::new(vs);
         let n = a.downsample.trailing_zeros() as usize;
         let (cin, h, rh) = (
@@ -116,38 +116,4 @@ impl VqModel for VqVae {
     fn is_taming(&self) -> bool {
         false
     }
-}
-
-fn check(a: &VqVaeArgs) -> Result<(), ModelError> {
-    if a.downsample < 2 || !a.downsample.is_power_of_two() {
-        return Err(ModelError::config(
-            "model_args.downsample",
-            format!("must be a power of two ≥ 2, got {}", a.downsample),
-        ));
-    }
-    if a.num_hiddens < 2 || !a.num_hiddens.is_multiple_of(2) {
-        return Err(ModelError::config(
-            "model_args.num_hiddens",
-            format!("must be even and ≥ 2, got {}", a.num_hiddens),
-        ));
-    }
-    for (k, v) in [
-        ("in_channels", a.in_channels),
-        ("num_residual_hiddens", a.num_residual_hiddens),
-        ("embedding_dim", a.embedding_dim),
-    ] {
-        if v == 0 {
-            return Err(ModelError::config(
-                format!("model_args.{k}"),
-                "must be at least 1",
-            ));
-        }
-    }
-    if a.num_embeddings < 2 {
-        return Err(ModelError::config(
-            "model_args.num_embeddings",
-            "a codebook needs at least 2 entries",
-        ));
-    }
-    Ok(())
 }

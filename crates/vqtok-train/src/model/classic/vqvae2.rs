@@ -34,7 +34,7 @@ pub struct VqVae2 {
 
 impl VqVae2 {
     pub fn new(vs: &nn::Path, a: &VqVae2Args) -> Result<Self, ModelError> {
-        check(a)?;
+        a.validate()?;
         let vars = Vars::new(vs);
         let (cin, c, rh, n_res) = (
             a.in_channels as i64,
@@ -155,32 +155,4 @@ impl VqModel for VqVae2 {
     fn is_taming(&self) -> bool {
         false
     }
-}
-
-fn check(a: &VqVae2Args) -> Result<(), ModelError> {
-    if a.channel < 2 || !a.channel.is_multiple_of(2) {
-        return Err(ModelError::config(
-            "model_args.channel",
-            format!("must be even and ≥ 2, got {}", a.channel),
-        ));
-    }
-    for (k, v) in [
-        ("in_channels", a.in_channels),
-        ("n_res_channel", a.n_res_channel),
-        ("embed_dim", a.embed_dim),
-    ] {
-        if v == 0 {
-            return Err(ModelError::config(
-                format!("model_args.{k}"),
-                "must be at least 1",
-            ));
-        }
-    }
-    if a.n_embed < 2 {
-        return Err(ModelError::config(
-            "model_args.n_embed",
-            "a codebook needs at least 2 entries",
-        ));
-    }
-    Ok(())
 }

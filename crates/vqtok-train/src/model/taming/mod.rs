@@ -43,7 +43,7 @@ impl TamingModel {
     /// Builds the autoencoder under `vs` in the var store's kind and device, initialised
     /// as PyTorch does (spec §2.6).
     pub fn new(vs: &nn::Path, args: &TamingArgs) -> Result<Self, ModelError> {
-        check(args)?;
+        args.validate()?;
         let dd = &args.ddconfig;
         let vars = Vars::new(vs);
         let encoder = Encoder::new(&vars.sub("encoder"), dd);
@@ -157,46 +157,4 @@ impl VqModel for TamingModel {
     fn is_taming(&self) -> bool {
         true
     }
-}
-
-/// What the constructor relies on (param.json validation checks the same; this guards
-/// hand-built configs).
-fn check(args: &TamingArgs) -> Result<(), ModelError> {
-    let dd = &args.ddconfig;
-    let f = |k: &str| format!("model_args.ddconfig.{k}");
-    if dd.double_z {
-        return Err(ModelError::config(
-            f("double_z"),
-            "must be false: quant_conv expects z_channels, not 2·z_channels",
-        ));
-    }
-    if dd.ch_mult.is_empty() || dd.ch_mult.contains(&0) {
-        return Err(ModelError::config(
-            f("ch_mult"),
-            "must list at least one level, each ≥ 1",
-        ));
-    }
-    if dd.ch == 0 || !dd.ch.is_multiple_of(32) {
-        return Err(ModelError::config(
-            f("ch"),
-            format!("GroupNorm(32) needs a multiple of 32, got {}", dd.ch),
-        ));
-    }
-    for (k, v) in [
-        ("in_channels", dd.in_channels),
-        ("out_ch", dd.out_ch),
-        ("z_channels", dd.z_channels),
-        ("num_res_blocks", dd.num_res_blocks),
-    ] {
-        if v == 0 {
-            return Err(ModelError::config(f(k), "must be at least 1"));
-        }
-    }
-    if args.n_embed < 2 || args.embed_dim == 0 {
-        return Err(ModelError::config(
-            "model_args.n_embed",
-            "a codebook needs at least 2 entries of dimension ≥ 1",
-        ));
-    }
-    Ok(())
 }
