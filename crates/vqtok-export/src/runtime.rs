@@ -20,24 +20,42 @@ fn runtime_err(context: &str, e: impl std::fmt::Display) -> ExportError {
     ExportError::Runtime(format!("{context}: {e}"))
 }
 
-/// Loads ONNX Runtime once per process, from `library` or else `$ORT_DYLIB_PATH`.
-/// Later calls return the library already loaded (a different path is an error: a
-/// process can hold only one).
+/// Where to look for `libonnxruntime.so` when no path is given, in order: `$ORT_DYLIB_PATH`;
+/// beside the executable (a deployed binary shipped with its library); the path this crate
+/// was built with (`.cargo/config.toml` sets it, so binaries built in the repo run directly
+/// from `target/`, without cargo and without exporting anything).
+fn default_library() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(ORT_DYLIB_ENV) {
+        return Ok(PathBuf::from(p));
+    }
+    let beside_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("libonnxruntime.so")));
+    let built_with = option_env!("ORT_DYLIB_PATH").map(PathBuf::from);
+    beside_exe
+        .into_iter()
+        .chain(built_with)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ExportError::Runtime(format!(
+                "no libonnxruntime.so: {ORT_DYLIB_ENV} is not set, none is beside the executable, \
+                 and the build-time path {} is gone; point {ORT_DYLIB_ENV} at the library from the \
+                 onnxruntime 1.31 wheel (`cargo xtask setup` links it as .cache/vqtok/libonnxruntime.so)",
+                option_env!("ORT_DYLIB_PATH").unwrap_or("(none)")
+            ))
+        })
+}
+
+/// Loads ONNX Runtime once per process, from `library` or else the default search
+/// ([`default_library`]). Later calls return the library already loaded (a different
+/// path is an error: a process can hold only one).
 ///
 /// Telemetry: set `ORT_DISABLE_TELEMETRY=1` in the process environment before this
 /// (binaries do it first thing in `main`; cargo sets it for tests).
 pub fn init(library: Option<&Path>) -> Result<&'static Path> {
     let wanted = match library {
         Some(p) => p.to_path_buf(),
-        None => std::env::var_os(ORT_DYLIB_ENV)
-            .map(PathBuf::from)
-            .ok_or_else(|| {
-                ExportError::Runtime(format!(
-                    "{ORT_DYLIB_ENV} is not set and no library path was given; point it at \
-                     libonnxruntime.so (from the onnxruntime 1.31 wheel: `cargo xtask setup` \
-                     links it as .cache/vqtok/libonnxruntime.so)"
-                ))
-            })?,
+        None => default_library()?,
     };
     if let Some((loaded, _)) = ENVIRONMENT.get() {
         if library.is_some() && loaded != &wanted {

@@ -415,3 +415,34 @@ fn padded_frames_decode_back_to_the_source_size() {
     assert_status(&text, 0);
     assert!(String::from_utf8_lossy(&text.stdout).contains("fit Pad"));
 }
+
+/// A binary built in the repo runs straight from `target/` with no ORT variable set (it
+/// falls back to the library path it was built with); a wrong explicit path is named.
+#[test]
+fn finds_onnx_runtime_without_the_environment_and_names_a_wrong_path() {
+    let dir = scratch("ort_path");
+    let model = model("taming_tiny.json", 5);
+    let video = dir.join("v.mp4");
+    write_video(&video, 2, 64, 64, 25.0);
+    let run = |ort: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vqtokenize"));
+        cmd.arg(&video)
+            .arg("-m")
+            .arg(&model)
+            .args(["-q", "--force"])
+            .env_remove("VQTOK_MODEL")
+            .env_remove("ORT_DYLIB_PATH");
+        if let Some(p) = ort {
+            cmd.env("ORT_DYLIB_PATH", p);
+        }
+        cmd.output().expect("cannot start vqtokenize")
+    };
+    assert_status(&run(None), 0);
+    let out = run(Some("/nonexistent/libonnxruntime.so"));
+    assert_status(&out, 1);
+    assert!(
+        stderr(&out).contains("/nonexistent/libonnxruntime.so does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -89,7 +89,8 @@ struct RuntimeArgs {
     /// CUDA device index.
     #[arg(long, default_value_t = 0)]
     device: i32,
-    /// libonnxruntime.so to load (default: $ORT_DYLIB_PATH).
+    /// libonnxruntime.so to load (default: $ORT_DYLIB_PATH, else beside this binary, else the
+    /// path it was built with).
     #[arg(long)]
     ort_lib: Option<PathBuf>,
     /// Frames per model call.
