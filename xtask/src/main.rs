@@ -3,9 +3,11 @@
 //! Every command that needs the environment runs `setup` first, which is quick when
 //! nothing is missing, so each command works on a fresh machine as written in README.
 
+mod bench;
 mod bins;
 mod check_config;
 mod ci;
+mod demo;
 mod export;
 mod import_taming;
 mod setup;
@@ -97,6 +99,47 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// The README's first command: train a tiny tokenizer on real sample clips on the CPU,
+    /// export + verify it, tokenize a held-out clip and decode it back (prints the PSNR).
+    #[command(
+        after_help = "Examples:\n  cargo xtask demo                 # ~10 min on 2 cores; files in runs/demo/\n  \
+        cargo xtask demo --steps 300     # longer training, better reconstructions"
+    )]
+    Demo {
+        /// Training steps (batch 2 of 2-frame clips at 64²).
+        #[arg(long, default_value_t = 200)]
+        steps: u64,
+        /// libtorch threads: 1 is the safe choice on a shared machine, where two OpenMP
+        /// threads can be several times slower than one.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Output folder (run, model, token file, reconstruction).
+        #[arg(long, default_value = "runs/demo")]
+        out: std::path::PathBuf,
+        /// Build the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Tokenizing benchmarks: ours (criterion) against Python onnxruntime and PyTorch eager,
+    /// case by case on this machine, with a table of frames/s and ratios.
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench                      # tiny and seed, batch 1 and 8 (~30 min on 2 cores)\n  \
+        cargo xtask bench --models tiny --quick\n  cargo xtask bench --models seed --threads 2 --iters 5"
+    )]
+    Bench {
+        /// Models to time: tiny (configs/taming_tiny.json at 64²), seed (the f16 VQGAN at 256²).
+        #[arg(long, value_delimiter = ',', default_value = "tiny,seed")]
+        models: Vec<String>,
+        /// Intra-op threads of every runtime.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Timed calls per Python runtime and case (after one warm-up call).
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        /// Batch 1 only.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Convert a taming Lightning .ckpt into a safetensors state dict (autoencoder + discriminator).
     #[command(
         after_help = "Example:\n  cargo xtask import-taming --ckpt logs/vqgan/checkpoints/last.ckpt --out model.safetensors"
@@ -133,6 +176,28 @@ fn main() -> ExitCode {
             release,
         } => export::verify(&run, ckpt.as_deref(), &model, release),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
+        Command::Demo {
+            steps,
+            threads,
+            out,
+            release,
+        } => demo::run_demo(&demo::DemoArgs {
+            steps,
+            threads,
+            out,
+            release,
+        }),
+        Command::Bench {
+            models,
+            threads,
+            iters,
+            quick,
+        } => bench::run(&bench::BenchArgs {
+            models,
+            threads,
+            iters,
+            quick,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

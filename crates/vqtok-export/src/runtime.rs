@@ -20,24 +20,42 @@ fn runtime_err(context: &str, e: impl std::fmt::Display) -> ExportError {
     ExportError::Runtime(format!("{context}: {e}"))
 }
 
-/// Loads ONNX Runtime once per process, from `library` or else `$ORT_DYLIB_PATH`.
-/// Later calls return the library already loaded (a different path is an error: a
-/// process can hold only one).
+/// Where to look for `libonnxruntime.so` when no path is given, in order: `$ORT_DYLIB_PATH`;
+/// beside the executable (a deployed binary shipped with its library); the path this crate
+/// was built with (`.cargo/config.toml` sets it, so binaries built in the repo run directly
+/// from `target/`, without cargo and without exporting anything).
+fn default_library() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(ORT_DYLIB_ENV) {
+        return Ok(PathBuf::from(p));
+    }
+    let beside_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("libonnxruntime.so")));
+    let built_with = option_env!("ORT_DYLIB_PATH").map(PathBuf::from);
+    beside_exe
+        .into_iter()
+        .chain(built_with)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ExportError::Runtime(format!(
+                "no libonnxruntime.so: {ORT_DYLIB_ENV} is not set, none is beside the executable, \
+                 and the build-time path {} is gone; point {ORT_DYLIB_ENV} at the library from the \
+                 onnxruntime 1.31 wheel (`cargo xtask setup` links it as .cache/vqtok/libonnxruntime.so)",
+                option_env!("ORT_DYLIB_PATH").unwrap_or("(none)")
+            ))
+        })
+}
+
+/// Loads ONNX Runtime once per process, from `library` or else the default search
+/// ([`default_library`]). Later calls return the library already loaded (a different
+/// path is an error: a process can hold only one).
 ///
 /// Telemetry: set `ORT_DISABLE_TELEMETRY=1` in the process environment before this
 /// (binaries do it first thing in `main`; cargo sets it for tests).
 pub fn init(library: Option<&Path>) -> Result<&'static Path> {
     let wanted = match library {
         Some(p) => p.to_path_buf(),
-        None => std::env::var_os(ORT_DYLIB_ENV)
-            .map(PathBuf::from)
-            .ok_or_else(|| {
-                ExportError::Runtime(format!(
-                    "{ORT_DYLIB_ENV} is not set and no library path was given; point it at \
-                     libonnxruntime.so (from the onnxruntime 1.31 wheel: `cargo xtask setup` \
-                     links it as .cache/vqtok/libonnxruntime.so)"
-                ))
-            })?,
+        None => default_library()?,
     };
     if let Some((loaded, _)) = ENVIRONMENT.get() {
         if library.is_some() && loaded != &wanted {
@@ -76,12 +94,28 @@ pub enum Optimization {
     All,
 }
 
+/// Where a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// ORT's own CPU kernels (MLAS).
+    #[default]
+    Cpu,
+    /// The CUDA execution provider on GPU `device`; only a CUDA build of ONNX Runtime
+    /// (the onnxruntime-gpu wheel's library) has it. Opening fails, rather than quietly
+    /// running on the CPU, when this library lacks it.
+    Cuda { device: i32 },
+}
+
 /// How to open a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
     pub optimization: Optimization,
     /// Intra-op threads; None lets ORT use one per physical core.
     pub threads: Option<usize>,
+    /// Whether idle intra-op threads spin before sleeping; None keeps ORT's default
+    /// (spinning). Turning it off frees the cores between runs for a decode thread.
+    pub spinning: Option<bool>,
+    pub provider: Provider,
 }
 
 impl Default for SessionOptions {
@@ -89,8 +123,18 @@ impl Default for SessionOptions {
         SessionOptions {
             optimization: Optimization::All,
             threads: None,
+            spinning: None,
+            provider: Provider::Cpu,
         }
     }
+}
+
+/// Whether the loaded ONNX Runtime library was built with the CUDA execution provider
+/// (loads the default library first if needed).
+pub fn cuda_available() -> Result<bool> {
+    use ort::ep::ExecutionProvider;
+    init(None)?;
+    ort::ep::CUDA::is_available().map_err(|e| runtime_err("querying execution providers", e))
 }
 
 /// A host tensor: shape and row-major data.
@@ -161,6 +205,25 @@ impl Session {
             .map_err(ctx)?;
         if let Some(n) = options.threads {
             builder = builder.with_intra_threads(n).map_err(ctx)?;
+        }
+        if let Some(spin) = options.spinning {
+            builder = builder.with_intra_op_spinning(spin).map_err(ctx)?;
+        }
+        if let Provider::Cuda { device } = options.provider {
+            if !cuda_available()? {
+                return Err(ExportError::Runtime(format!(
+                    "the ONNX Runtime library {} has no CUDA execution provider (use the \
+                     onnxruntime-gpu build's libonnxruntime.so via {ORT_DYLIB_ENV})",
+                    ENVIRONMENT
+                        .get()
+                        .map_or_else(String::new, |(p, _)| p.display().to_string())
+                )));
+            }
+            let cuda = ort::ep::CUDA::default()
+                .with_device_id(device)
+                .build()
+                .error_on_failure();
+            builder = builder.with_execution_providers([cuda]).map_err(ctx)?;
         }
         let inner = builder
             .commit_from_file(model)

@@ -22,7 +22,8 @@ struct Cli {
 
 #[derive(Args)]
 struct RuntimeArgs {
-    /// libonnxruntime.so to load (default: $ORT_DYLIB_PATH).
+    /// libonnxruntime.so to load (default: $ORT_DYLIB_PATH, else beside this binary, else the
+    /// path it was built with).
     #[arg(long)]
     ort_lib: Option<PathBuf>,
     /// Frames per ONNX Runtime call during verification.

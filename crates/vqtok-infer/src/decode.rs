@@ -1,0 +1,318 @@
+//! Token file → video: the decoder graph on batches of index grids, frames handed to a
+//! writer thread (so x264 overlaps the model), optionally compared with the source frames
+//! the tokens were made from (PSNR).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use vqtok_export::runtime::{Input, Output, Session};
+use vqtok_video::{Frame, FrameSelect, OpenOptions, VideoReader, VideoWriter, WriterOptions};
+
+use crate::error::{InferError, Result};
+use crate::framing::source_region;
+use crate::model::Model;
+use crate::progress::FileProgress;
+use crate::tokens::TokenFile;
+
+/// Size of the written video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputSize {
+    /// The model's frames as decoded (the tokenized size).
+    #[default]
+    Model,
+    /// Undo the recorded geometry: drop pad bars and scale back to source pixels (a crop
+    /// stays cropped; sides rounded down to even).
+    Source,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeOptions {
+    /// Frames per decoder call.
+    pub batch: usize,
+    pub size: OutputSize,
+    /// Frame rate of the video; `None`: the token file's (source rate / stride).
+    pub fps: Option<f64>,
+    /// libx264 constant rate factor of the written video.
+    pub crf: u8,
+    /// Re-read the source frames the tokens were made from and report PSNR against the
+    /// decoded frames (at model size, before video compression).
+    pub psnr: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            batch: 8,
+            size: OutputSize::Model,
+            fps: None,
+            crf: 18,
+            psnr: false,
+        }
+    }
+}
+
+/// What decoding did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub output: PathBuf,
+    pub frames: usize,
+    pub width: usize,
+    pub height: usize,
+    pub fps: f64,
+    pub seconds: f64,
+    /// PSNR (dB) of the decoded frames against the source frames, when asked.
+    pub psnr_db: Option<f64>,
+}
+
+/// Refuses token files made by another model (by [`Model::id`]).
+pub fn check_model(model: &Model, tokens: &TokenFile, token_path: &Path) -> Result<()> {
+    if tokens.meta.model_sha256 != model.id() {
+        return Err(InferError::ModelMismatch {
+            path: token_path.to_path_buf(),
+            model: model.dir().to_path_buf(),
+            found: tokens.meta.model_sha256.clone(),
+            found_family: tokens.meta.model_family.clone(),
+            expected: model.id().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Sum of squared errors between u8 buffers.
+fn squared_error(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = x as f64 - y as f64;
+            d * d
+        })
+        .sum()
+}
+
+/// PSNR in dB of a mean squared error on 0…255 values (∞ when identical).
+pub fn psnr_db(mse: f64) -> f64 {
+    if mse <= 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
+
+/// Opens the source of `tokens` and checks it still has the recorded size.
+fn open_source(tokens: &TokenFile) -> Result<VideoReader> {
+    let m = &tokens.meta;
+    let reader = VideoReader::open_with(&m.source.path, &OpenOptions::default())?;
+    let g = m.geometry;
+    let size = (reader.meta().width as usize, reader.meta().height as usize);
+    if size != (g.src_width, g.src_height) {
+        return Err(InferError::bad_input(
+            &m.source.path,
+            format!(
+                "the source is {}×{} now, but was {}×{} when tokenized",
+                size.0, size.1, g.src_width, g.src_height
+            ),
+        ));
+    }
+    Ok(reader)
+}
+
+/// Decodes `tokens` (from `token_path`) with `decoder` into the video `output`.
+pub fn decode_tokens(
+    model: &Model,
+    decoder: &mut Session,
+    tokens: &TokenFile,
+    token_path: &Path,
+    output: &Path,
+    options: &DecodeOptions,
+    progress: &dyn FileProgress,
+) -> Result<Decoded> {
+    let started = Instant::now();
+    check_model(model, tokens, token_path)?;
+    if options.batch == 0 {
+        return Err(InferError::invalid("batch", "must be ≥ 1"));
+    }
+    let meta = &tokens.meta;
+    let g = meta.geometry;
+    let (mw, mh) = (g.out_width, g.out_height);
+    let (region, source_size) = source_region(&g);
+    let (ow, oh) = match options.size {
+        OutputSize::Model => (mw, mh),
+        OutputSize::Source => source_size,
+    };
+    let fps = options.fps.unwrap_or(meta.sampling.fps());
+    let writer_options = WriterOptions {
+        fps,
+        crf: options.crf,
+        ..WriterOptions::default()
+    };
+    // The recorded selection replays exactly the slots that were tokenized.
+    let mut source_reader = if options.psnr {
+        Some(open_source(tokens)?)
+    } else {
+        None
+    };
+    let source_select = FrameSelect {
+        start_s: meta.sampling.start_s,
+        duration_s: meta.sampling.duration_s,
+        stride: meta.sampling.stride,
+        fps: Some(meta.sampling.slot_fps),
+        max_frames: meta.sampling.max_frames,
+        size: Some((g.scaled_width, g.scaled_height)),
+    };
+    let mut source = match source_reader.as_mut() {
+        Some(r) => Some(r.frames(&source_select)?),
+        None => None,
+    };
+    let total = meta.frames();
+    progress.start(Some(total as u64));
+    let mut sse = 0.0;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = sync_channel::<Frame>(2 * options.batch);
+        let (ready_tx, ready_rx) = sync_channel::<()>(1);
+        // FFmpeg's encoder state is not Send: the writer lives on its thread.
+        let writing = scope.spawn(move || -> Result<()> {
+            let mut writer = VideoWriter::create(output, ow, oh, &writer_options)?;
+            let _ = ready_tx.send(());
+            for frame in rx {
+                writer.write(&frame.data)?;
+            }
+            writer.finish()?;
+            Ok(())
+        });
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<()>>| {
+            h.join()
+                .map_err(|_| InferError::Internal("the video writer thread panicked".into()))?
+        };
+        if ready_rx.recv().is_err() {
+            // The writer could not even open the file.
+            return join(writing);
+        }
+        let mut run = || -> Result<()> {
+            let mut t = 0;
+            while t < total {
+                let n = options.batch.min(total - t);
+                let grids: Vec<Vec<i64>> = tokens
+                    .levels
+                    .iter()
+                    .map(|l| l.frames(t, n).iter().map(|&v| v as i64).collect())
+                    .collect();
+                let inputs: Vec<(&str, Input<'_>)> = tokens
+                    .levels
+                    .iter()
+                    .zip(&grids)
+                    .map(|(l, data)| {
+                        (
+                            l.tensor.as_str(),
+                            Input::I64(vec![n, l.shape[1], l.shape[2]], data),
+                        )
+                    })
+                    .collect();
+                let outputs = decoder.run(&inputs)?;
+                let frames = match outputs.first() {
+                    Some((_, Output::U8(o))) if o.shape == [n, mh, mw, 3] => &o.data,
+                    other => {
+                        return Err(InferError::Internal(format!(
+                            "decoder output: expected u8 [{n}, {mh}, {mw}, 3], got {:?}",
+                            other.map(|(_, o)| o.shape())
+                        )));
+                    }
+                };
+                for (k, data) in frames.chunks_exact(mw * mh * 3).enumerate() {
+                    if let Some(src) = source.as_mut() {
+                        let slot = meta.frame_indices[t + k];
+                        let tf = match src.next() {
+                            Some(f) => f?,
+                            None => {
+                                return Err(InferError::bad_input(
+                                    &meta.source.path,
+                                    format!("the source ends before slot {slot}"),
+                                ));
+                            }
+                        };
+                        if tf.index != slot {
+                            return Err(InferError::bad_input(
+                                &meta.source.path,
+                                format!(
+                                    "the source gives slot {} where {slot} was tokenized",
+                                    tf.index
+                                ),
+                            ));
+                        }
+                        sse += squared_error(data, &g.place(&tf.frame)?.data);
+                    }
+                    let frame = Frame::new(mw, mh, data.to_vec())?;
+                    let out = match options.size {
+                        OutputSize::Model => frame,
+                        OutputSize::Source => to_source_size(&frame, region, (ow, oh))?,
+                    };
+                    if tx.send(out).is_err() {
+                        // The writer failed; its error is reported below.
+                        return Ok(());
+                    }
+                }
+                progress.advance(n);
+                t += n;
+            }
+            Ok(())
+        };
+        let result = run();
+        drop(tx);
+        let written = join(writing);
+        result.and(written)
+    })?;
+    let psnr = options
+        .psnr
+        .then(|| psnr_db(sse / (total * mw * mh * 3) as f64));
+    Ok(Decoded {
+        output: output.to_path_buf(),
+        frames: total,
+        width: ow,
+        height: oh,
+        fps,
+        seconds: started.elapsed().as_secs_f64(),
+        psnr_db: psnr,
+    })
+}
+
+/// Cuts `region` (x, y, w, h) out of a model-size frame and scales it to `size`.
+fn to_source_size(
+    frame: &Frame,
+    (x, y, w, h): (usize, usize, usize, usize),
+    size: (usize, usize),
+) -> Result<Frame> {
+    let mut data = Vec::with_capacity(w * h * 3);
+    for row in y..y + h {
+        let start = (row * frame.width + x) * 3;
+        data.extend_from_slice(&frame.data[start..start + w * 3]);
+    }
+    let cut = Frame::new(w, h, data)?;
+    Ok(vqtok_video::resize(&cut, size.0, size.1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psnr_of_known_errors() {
+        // Every value off by 1: MSE 1 → 20·log10(255) = 48.13 dB.
+        let a = vec![10u8; 300];
+        let b = vec![11u8; 300];
+        let mse = squared_error(&a, &b) / 300.0;
+        assert!((psnr_db(mse) - 48.130_803_608).abs() < 1e-6);
+        assert_eq!(psnr_db(0.0), f64::INFINITY);
+    }
+
+    #[test]
+    fn source_size_cuts_the_region_before_scaling() {
+        // Left half black, right half white; keep only the right half, scale 2×.
+        let data = (0..4)
+            .flat_map(|_| (0..8).flat_map(|x| [if x < 4 { 0 } else { 255 }; 3]))
+            .collect();
+        let f = Frame::new(8, 4, data).unwrap();
+        let out = to_source_size(&f, (4, 0, 4, 4), (8, 8)).unwrap();
+        assert_eq!((out.width, out.height), (8, 8));
+        assert!(out.data.iter().all(|&v| v == 255));
+    }
+}

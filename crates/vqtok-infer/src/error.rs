@@ -1,0 +1,94 @@
+//! What can go wrong while tokenizing. Every variant names the file or option at fault,
+//! and [`InferError::is_user_error`] decides the exit status (2: fix your input, 1: ours).
+
+use std::path::PathBuf;
+
+use vqtok_export::ExportError;
+use vqtok_video::VideoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// Loading the model folder or running ONNX Runtime failed.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// Decoding or writing a video failed.
+    #[error(transparent)]
+    Video(#[from] VideoError),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file exists but its content is not what we need (not a token file, no frames …).
+    #[error("{}: {message}", path.display())]
+    BadInput { path: PathBuf, message: String },
+    /// An option is out of range or does not fit the model.
+    #[error("invalid `{field}`: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// A token file made by another model than the one given.
+    #[error(
+        "{}: made by model {found} ({found_family}), but {model} is model {expected}; \
+         decode it with the model folder that encoded it",
+        path.display()
+    )]
+    ModelMismatch {
+        path: PathBuf,
+        model: PathBuf,
+        found: String,
+        found_family: String,
+        expected: String,
+    },
+    /// A graph returned something its manifest does not promise (a bug or a foreign folder).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl InferError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        InferError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn bad_input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        InferError::BadInput {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        InferError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// True when the user's input (files, options, model folder) is at fault: binaries
+    /// exit 2 for these and 1 for the rest.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            InferError::Export(e) => e.is_user_error(),
+            InferError::Video(e) => !matches!(
+                e,
+                VideoError::Encode { .. } | VideoError::Internal(_) | VideoError::State { .. }
+            ),
+            InferError::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
+            InferError::BadInput { .. }
+            | InferError::Invalid { .. }
+            | InferError::ModelMismatch { .. } => true,
+            InferError::Internal(_) => false,
+        }
+    }
+}
+
+pub type Result<T, E = InferError> = std::result::Result<T, E>;

@@ -1,0 +1,608 @@
+//! Token files (`*.vqt.safetensors`): plain safetensors, readable by Python's
+//! `safetensors` as is.
+//!
+//! Tensors: one `[T, h, w]` index grid per codebook level, named as in the model's graphs
+//! (`indices`; VQ-VAE-2: `indices_t`, `indices_b`), int16 when the codebook has at most
+//! 32768 entries, else int32. Frame `t` of every grid is sampled frame `t`.
+//!
+//! `__metadata__` (all values are strings, as safetensors requires; structured ones are
+//! JSON): `format` = `vqtok-tokens`, `format_version`, `vqtok_version`, `complete`,
+//! `model_sha256` (see [`crate::Model`]), `model_family`, `model_type`,
+//! `model_config_hash`, `codebook_size`, `index_dtype`, `frames`, `frame_width`,
+//! `frame_height` (the model input size), `fps` (rate of the token frames), `grid`
+//! (`{"indices": [h, w]}`), `levels` (per level: tensor, factor, codebook_size, height,
+//! width), `source` (path, bytes, mtime, size, fps, duration, frame count, codec),
+//! `sampling` (slot rate, start, duration, stride, max frames), `frame_indices` (the
+//! source slots that were tokenized: slot `i` is the frame shown at `i / slot_fps`
+//! seconds), `fit`, `size` (the requested size rule) and `geometry` (the exact
+//! resize/crop/pad, vqtok-video's `Geometry`).
+//!
+//! Files are written to a hidden sibling and renamed into place, so a reader never sees
+//! a partial file under the final name.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use vqtok_video::{Fit, Geometry};
+
+use crate::error::{InferError, Result};
+use crate::model::IndexDtype;
+
+pub const TOKEN_FORMAT: &str = "vqtok-tokens";
+pub const TOKEN_FORMAT_VERSION: u32 = 1;
+/// File name suffix of token files.
+pub const TOKEN_SUFFIX: &str = ".vqt.safetensors";
+
+/// One code grid as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelGrid {
+    /// Tensor name (= the graphs' index input/output name).
+    pub tensor: String,
+    /// Pixels per token side.
+    pub factor: usize,
+    pub codebook_size: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// The video a token file was made from, as it was when it was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// Absolute path.
+    pub path: String,
+    pub bytes: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime_unix_s: f64,
+    /// Displayed size (after rotation).
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub duration_s: Option<f64>,
+    /// Frames by the container's count (0: unknown).
+    pub frame_count: u64,
+    pub codec: String,
+}
+
+/// Which frames were tokenized (besides the exact slot list in `frame_indices`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Rate of the slot grid that `frame_indices` count in.
+    pub slot_fps: f64,
+    pub start_s: f64,
+    pub duration_s: Option<f64>,
+    pub stride: usize,
+    pub max_frames: Option<usize>,
+}
+
+impl Sampling {
+    /// Rate of consecutive token frames.
+    pub fn fps(&self) -> f64 {
+        self.slot_fps / self.stride as f64
+    }
+}
+
+/// Everything a token file says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenMeta {
+    pub vqtok_version: String,
+    pub model_sha256: String,
+    pub model_family: String,
+    pub model_type: String,
+    pub model_config_hash: String,
+    pub index_dtype: IndexDtype,
+    pub levels: Vec<LevelGrid>,
+    pub source: SourceInfo,
+    pub sampling: Sampling,
+    pub frame_indices: Vec<u64>,
+    pub fit: Fit,
+    /// The size rule as requested (`256`, `320x192`, `source`).
+    pub size: String,
+    pub geometry: Geometry,
+    /// Only complete files are ever written; a reader insists on it.
+    pub complete: bool,
+}
+
+impl TokenMeta {
+    pub fn frames(&self) -> usize {
+        self.frame_indices.len()
+    }
+
+    /// Largest codebook over the levels.
+    pub fn codebook_size(&self) -> usize {
+        self.levels
+            .iter()
+            .map(|l| l.codebook_size)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn to_map(&self) -> HashMap<String, String> {
+        let grid: serde_json::Map<String, serde_json::Value> = self
+            .levels
+            .iter()
+            .map(|l| (l.tensor.clone(), serde_json::json!([l.height, l.width])))
+            .collect();
+        let mut sampling = serde_json::to_value(&self.sampling).expect("plain data");
+        sampling["fps"] = serde_json::json!(self.sampling.fps());
+        [
+            ("format", TOKEN_FORMAT.to_string()),
+            ("format_version", TOKEN_FORMAT_VERSION.to_string()),
+            ("vqtok_version", self.vqtok_version.clone()),
+            ("complete", self.complete.to_string()),
+            ("model_sha256", self.model_sha256.clone()),
+            ("model_family", self.model_family.clone()),
+            ("model_type", self.model_type.clone()),
+            ("model_config_hash", self.model_config_hash.clone()),
+            ("codebook_size", self.codebook_size().to_string()),
+            (
+                "index_dtype",
+                match self.index_dtype {
+                    IndexDtype::I16 => "int16",
+                    IndexDtype::I32 => "int32",
+                }
+                .to_string(),
+            ),
+            ("frames", self.frames().to_string()),
+            ("frame_width", self.geometry.out_width.to_string()),
+            ("frame_height", self.geometry.out_height.to_string()),
+            ("fps", self.sampling.fps().to_string()),
+            ("grid", serde_json::Value::Object(grid).to_string()),
+            ("levels", json(&self.levels)),
+            ("source", json(&self.source)),
+            ("sampling", sampling.to_string()),
+            ("frame_indices", json(&self.frame_indices)),
+            ("fit", json(&self.fit).trim_matches('"').to_string()),
+            ("size", self.size.clone()),
+            ("geometry", json(&self.geometry)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn from_map(path: &Path, m: &HashMap<String, String>) -> Result<TokenMeta> {
+        let get = |key: &str| {
+            m.get(key).map(String::as_str).ok_or_else(|| {
+                InferError::bad_input(path, format!("token file metadata lacks `{key}`"))
+            })
+        };
+        fn parse<T: DeserializeOwned>(path: &Path, key: &str, text: &str) -> Result<T> {
+            serde_json::from_str(text).map_err(|e| {
+                InferError::bad_input(path, format!("token file metadata `{key}`: {e}"))
+            })
+        }
+        let format = get("format")?;
+        let version = get("format_version")?;
+        if format != TOKEN_FORMAT || version != TOKEN_FORMAT_VERSION.to_string() {
+            return Err(InferError::bad_input(
+                path,
+                format!("format {format} v{version} is not {TOKEN_FORMAT} v{TOKEN_FORMAT_VERSION}"),
+            ));
+        }
+        let index_dtype = match get("index_dtype")? {
+            "int16" => IndexDtype::I16,
+            "int32" => IndexDtype::I32,
+            other => {
+                return Err(InferError::bad_input(
+                    path,
+                    format!("token file metadata `index_dtype`: unknown `{other}`"),
+                ));
+            }
+        };
+        Ok(TokenMeta {
+            vqtok_version: get("vqtok_version")?.to_string(),
+            model_sha256: get("model_sha256")?.to_string(),
+            model_family: get("model_family")?.to_string(),
+            model_type: get("model_type")?.to_string(),
+            model_config_hash: get("model_config_hash")?.to_string(),
+            index_dtype,
+            levels: parse(path, "levels", get("levels")?)?,
+            source: parse(path, "source", get("source")?)?,
+            sampling: parse(path, "sampling", get("sampling")?)?,
+            frame_indices: parse(path, "frame_indices", get("frame_indices")?)?,
+            fit: parse(path, "fit", &format!("\"{}\"", get("fit")?))?,
+            size: get("size")?.to_string(),
+            geometry: parse(path, "geometry", get("geometry")?)?,
+            complete: get("complete")? == "true",
+        })
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("metadata values are plain data")
+}
+
+/// One level's indices, `[frames, height, width]`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelTokens {
+    pub tensor: String,
+    pub shape: [usize; 3],
+    pub data: Vec<i32>,
+}
+
+impl LevelTokens {
+    /// Indices of frames `start … start + n - 1`.
+    pub fn frames(&self, start: usize, n: usize) -> &[i32] {
+        let per = self.shape[1] * self.shape[2];
+        &self.data[start * per..(start + n) * per]
+    }
+}
+
+/// A token file in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenFile {
+    pub meta: TokenMeta,
+    /// In the order of `meta.levels`.
+    pub levels: Vec<LevelTokens>,
+}
+
+/// The length prefix and JSON header of a token file whose tensors (in this order, data
+/// contiguous) have `shapes`. Written here rather than by `safetensors::serialize`,
+/// whose metadata comes from a `HashMap` in random order: the same tokens must give the
+/// same bytes (reproducible datasets, content hashes).
+pub(crate) fn header(meta: &TokenMeta, shapes: &[(String, [usize; 3])]) -> Vec<u8> {
+    let (dtype, width) = match meta.index_dtype {
+        IndexDtype::I16 => ("I16", 2),
+        IndexDtype::I32 => ("I32", 4),
+    };
+    let mut header = serde_json::Map::new();
+    let sorted: std::collections::BTreeMap<String, String> = meta.to_map().into_iter().collect();
+    header.insert("__metadata__".into(), serde_json::json!(sorted));
+    let mut offset = 0;
+    for (name, shape) in shapes {
+        let len = shape.iter().product::<usize>() * width;
+        header.insert(
+            name.clone(),
+            serde_json::json!({
+                "dtype": dtype,
+                "shape": shape,
+                "data_offsets": [offset, offset + len],
+            }),
+        );
+        offset += len;
+    }
+    let mut text = serde_json::Value::Object(header).to_string().into_bytes();
+    // The format pads the header with spaces to a multiple of 8 bytes.
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + offset);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out
+}
+
+/// Little-endian bytes of indices at the file's width.
+pub(crate) fn encode_indices(data: &[i32], dtype: IndexDtype) -> Vec<u8> {
+    match dtype {
+        IndexDtype::I16 => data
+            .iter()
+            .flat_map(|&v| (v as i16).to_le_bytes())
+            .collect(),
+        IndexDtype::I32 => data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+    }
+}
+
+impl TokenFile {
+    /// Checks that the tensors agree with the metadata (shapes, index range).
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |m: String| InferError::bad_input(path, m);
+        if !self.meta.complete {
+            return Err(bad("token file is marked incomplete".into()));
+        }
+        if self.meta.levels.len() != self.levels.len() {
+            return Err(bad(format!(
+                "metadata lists {} levels, the file has {} index tensors",
+                self.meta.levels.len(),
+                self.levels.len()
+            )));
+        }
+        let t = self.meta.frames();
+        for (info, level) in self.meta.levels.iter().zip(&self.levels) {
+            let want = [t, info.height, info.width];
+            if level.tensor != info.tensor || level.shape != want {
+                return Err(bad(format!(
+                    "tensor `{}` has shape {:?}; the metadata says `{}` is {want:?}",
+                    level.tensor, level.shape, info.tensor
+                )));
+            }
+            if let Some(v) = level
+                .data
+                .iter()
+                .find(|&&v| v < 0 || v as usize >= info.codebook_size)
+            {
+                return Err(bad(format!(
+                    "tensor `{}` holds index {v}, outside the codebook of {}",
+                    level.tensor, info.codebook_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's bytes (see [`header`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let shapes: Vec<(String, [usize; 3])> = self
+            .levels
+            .iter()
+            .map(|l| (l.tensor.clone(), l.shape))
+            .collect();
+        let mut out = header(&self.meta, &shapes);
+        for l in &self.levels {
+            out.extend(encode_indices(&l.data, self.meta.index_dtype));
+        }
+        out
+    }
+
+    /// Writes `path` atomically: a hidden sibling, synced, then renamed over `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.validate(path)?;
+        write_atomic(path, &self.to_bytes())
+    }
+
+    /// Reads and checks a token file (format, completeness, shapes, index range).
+    pub fn open(path: &Path) -> Result<TokenFile> {
+        let buffer = std::fs::read(path).map_err(|e| InferError::io(path, e))?;
+        let st = SafeTensors::deserialize(&buffer).map_err(|e| {
+            InferError::bad_input(path, format!("not a complete safetensors file: {e}"))
+        })?;
+        let (_, header) = SafeTensors::read_metadata(&buffer)
+            .map_err(|e| InferError::bad_input(path, format!("safetensors header: {e}")))?;
+        let map = header.metadata().as_ref().ok_or_else(|| {
+            InferError::bad_input(path, "no __metadata__: not a vqtok token file")
+        })?;
+        let meta = TokenMeta::from_map(path, map)?;
+        let mut levels = Vec::with_capacity(meta.levels.len());
+        for info in &meta.levels {
+            let view = st
+                .tensor(&info.tensor)
+                .map_err(|_| InferError::bad_input(path, format!("no tensor `{}`", info.tensor)))?;
+            let raw = view.data();
+            let data: Vec<i32> = match view.dtype() {
+                Dtype::I16 => raw
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as i32)
+                    .collect(),
+                Dtype::I32 => raw
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                other => {
+                    return Err(InferError::bad_input(
+                        path,
+                        format!(
+                            "tensor `{}` has dtype {other:?}, expected I16 or I32",
+                            info.tensor
+                        ),
+                    ));
+                }
+            };
+            let shape: [usize; 3] = view.shape().try_into().map_err(|_| {
+                InferError::bad_input(
+                    path,
+                    format!(
+                        "tensor `{}` has shape {:?}, expected [T, h, w]",
+                        info.tensor,
+                        view.shape()
+                    ),
+                )
+            })?;
+            levels.push(LevelTokens {
+                tensor: info.tensor.clone(),
+                shape,
+                data,
+            });
+        }
+        let file = TokenFile { meta, levels };
+        file.validate(path)?;
+        Ok(file)
+    }
+}
+
+/// A hidden sibling of `path` this process writes through:
+/// `.NAME.partial-PID` plus `suffix` (`.L0`, … for the writer's per-level spills).
+pub(crate) fn partial_path(path: &Path, suffix: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "tokens".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.partial-{}{suffix}", std::process::id()))
+}
+
+/// Whether process `pid` is running (Linux: /proc/PID exists).
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes partial files that killed runs left next to `path`: those of processes that
+/// are gone (a concurrent run's file in progress is kept) and this process's own.
+pub fn remove_stale_partials(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.partial-", name.to_string_lossy());
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let pid = rest.split('.').next().unwrap_or(rest);
+            let stale = match pid.parse::<u32>() {
+                Ok(pid) => pid == std::process::id() || !process_alive(pid),
+                Err(_) => false,
+            };
+            if stale {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to a hidden sibling of `path`, syncs it and renames it into place.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| InferError::io(dir, e))?;
+    }
+    let tmp = partial_path(path, "");
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        InferError::io(path, e)
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample(dtype: IndexDtype, codebook: usize) -> TokenFile {
+        let geometry = Geometry::fit(64, 48, 32, 32, Fit::Crop).unwrap();
+        let meta = TokenMeta {
+            vqtok_version: "0.1.0".into(),
+            model_sha256: "ab".repeat(32),
+            model_family: "vqvae2".into(),
+            model_type: "vqvae2".into(),
+            model_config_hash: "cd".repeat(32),
+            index_dtype: dtype,
+            levels: vec![
+                LevelGrid {
+                    tensor: "indices_t".into(),
+                    factor: 8,
+                    codebook_size: codebook,
+                    height: 4,
+                    width: 4,
+                },
+                LevelGrid {
+                    tensor: "indices_b".into(),
+                    factor: 4,
+                    codebook_size: codebook,
+                    height: 8,
+                    width: 8,
+                },
+            ],
+            source: SourceInfo {
+                path: "/videos/a.mp4".into(),
+                bytes: 1234,
+                mtime_unix_s: 1_764_000_000.123_456_7,
+                width: 64,
+                height: 48,
+                fps: 25.0,
+                duration_s: Some(0.12),
+                frame_count: 3,
+                codec: "h264".into(),
+            },
+            sampling: Sampling {
+                slot_fps: 25.0,
+                start_s: 0.0,
+                duration_s: None,
+                stride: 2,
+                max_frames: None,
+            },
+            frame_indices: vec![0, 2, 4],
+            fit: Fit::Crop,
+            size: "32".into(),
+            geometry,
+            complete: true,
+        };
+        let level = |tensor: &str, h: usize, w: usize| LevelTokens {
+            tensor: tensor.into(),
+            shape: [3, h, w],
+            data: (0..3 * h * w)
+                .map(|i| (i * 7919 % codebook) as i32)
+                .collect(),
+        };
+        TokenFile {
+            meta,
+            levels: vec![level("indices_t", 4, 4), level("indices_b", 8, 8)],
+        }
+    }
+
+    #[test]
+    fn round_trips_both_index_widths_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        for (dtype, k) in [(IndexDtype::I16, 32768), (IndexDtype::I32, 70_000)] {
+            let file = sample(dtype, k);
+            let path = dir.path().join("a.vqt.safetensors");
+            file.save(&path).unwrap();
+            let back = TokenFile::open(&path).unwrap();
+            assert_eq!(back, file);
+            // Byte-reproducible (metadata keys sorted), and valid for the reference parser.
+            assert!(std::fs::read(&path).unwrap() == file.to_bytes());
+            assert!(SafeTensors::deserialize(&file.to_bytes()).is_ok());
+            // Stored width: header + 2 or 4 bytes per index.
+            let n: usize = file.levels.iter().map(|l| l.data.len()).sum();
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            let width = if dtype == IndexDtype::I16 { 2 } else { 4 };
+            assert!(len > n * width && len < n * width + 8192, "{len}");
+        }
+        // No partial file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn rejects_truncated_incomplete_and_out_of_range_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.vqt.safetensors");
+        sample(IndexDtype::I16, 512).save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let e = TokenFile::open(&path).unwrap_err();
+        assert!(
+            e.is_user_error() && e.to_string().contains("safetensors"),
+            "{e}"
+        );
+
+        let mut f = sample(IndexDtype::I16, 512);
+        f.meta.complete = false;
+        assert!(
+            f.save(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("incomplete")
+        );
+
+        let mut f = sample(IndexDtype::I16, 512);
+        f.levels[1].data[5] = 512;
+        let e = f.save(&path).unwrap_err().to_string();
+        assert!(e.contains("index 512") && e.contains("indices_b"), "{e}");
+
+        let mut f = sample(IndexDtype::I16, 512);
+        f.levels[0].shape = [2, 4, 4];
+        assert!(f.save(&path).unwrap_err().to_string().contains("shape"));
+    }
+
+    #[test]
+    fn stale_partials_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.vqt.safetensors");
+        // A pid that cannot be running (above Linux's pid_max of 2^22).
+        let dead = ".a.vqt.safetensors.partial-4999999";
+        let dead_spill = ".a.vqt.safetensors.partial-4999999.L0";
+        // PID 1 always runs: a live writer's file stays.
+        let live = ".a.vqt.safetensors.partial-1";
+        let other = ".b.vqt.safetensors.partial-4999999";
+        for name in [dead, dead_spill, live, other] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_stale_partials(&path);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![live.to_string(), other.to_string()]);
+    }
+}

@@ -1,0 +1,448 @@
+//! End-to-end tests of the `vqtokenize` binary on generated videos and model folders
+//! exported from the repository's tiny configs with seeded random weights.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use vqtok_export::runtime::{Input, Output, Session, SessionOptions};
+use vqtok_infer::TokenFile;
+use vqtok_video::{Fit, FrameSelect, Geometry, VideoReader};
+
+/// The encoder run directly, frame by frame, on frames decoded and placed by the test:
+/// what the streaming, batched pipeline must reproduce exactly.
+fn reference_indices(model: &Path, video: &Path, geometry: &Geometry, stride: usize) -> Vec<i64> {
+    let mut session =
+        Session::open(&model.join("encoder.onnx"), SessionOptions::default()).unwrap();
+    let mut reader = VideoReader::open(video).unwrap();
+    let select = FrameSelect {
+        stride,
+        size: Some((geometry.scaled_width, geometry.scaled_height)),
+        ..FrameSelect::default()
+    };
+    let (w, h) = (geometry.out_width, geometry.out_height);
+    let mut all = Vec::new();
+    for tf in reader.frames(&select).unwrap() {
+        let frame = geometry.place(&tf.unwrap().frame).unwrap();
+        let out = session
+            .run(&[("frames", Input::U8(vec![1, h, w, 3], &frame.data))])
+            .unwrap();
+        match &out[0].1 {
+            Output::I64(t) => all.extend_from_slice(&t.data),
+            other => panic!("{other:?}"),
+        }
+    }
+    all
+}
+
+/// PSNR of the decoder's frames for `tokens` against the source frames they came from,
+/// computed here from the graphs and the reader directly.
+fn reference_psnr(model: &Path, video: &Path, tokens: &TokenFile) -> f64 {
+    let mut decoder =
+        Session::open(&model.join("decoder.onnx"), SessionOptions::default()).unwrap();
+    let m = &tokens.meta;
+    let g = m.geometry;
+    let mut reader = VideoReader::open(video).unwrap();
+    let select = FrameSelect {
+        stride: m.sampling.stride,
+        size: Some((g.scaled_width, g.scaled_height)),
+        ..FrameSelect::default()
+    };
+    let sources: Vec<Vec<u8>> = reader
+        .frames(&select)
+        .unwrap()
+        .map(|f| g.place(&f.unwrap().frame).unwrap().data)
+        .collect();
+    assert_eq!(sources.len(), m.frames());
+    let level = &tokens.levels[0];
+    let (mut sse, mut n) = (0.0, 0usize);
+    for (t, src) in sources.iter().enumerate() {
+        let idx: Vec<i64> = level.frames(t, 1).iter().map(|&v| v as i64).collect();
+        let out = decoder
+            .run(&[(
+                "indices",
+                Input::I64(vec![1, level.shape[1], level.shape[2]], &idx),
+            )])
+            .unwrap();
+        let Output::U8(frame) = &out[0].1 else {
+            panic!("u8 frames")
+        };
+        for (a, b) in frame.data.iter().zip(src) {
+            let d = *a as f64 - *b as f64;
+            sse += d * d;
+        }
+        n += src.len();
+    }
+    vqtok_infer::psnr_db(sse / n as f64)
+}
+
+#[test]
+fn encode_matches_the_encoder_frame_by_frame_and_decodes_back() {
+    let dir = scratch("round_trip");
+    let model = model("taming_tiny.json", 3);
+    let video = dir.join("clip.mp4");
+    write_video(&video, 21, 80, 48, 10.0);
+    let out = vqtokenize(&[
+        &video,
+        &"-m",
+        &model,
+        &"--batch",
+        &"4",
+        &"--stride",
+        &"2",
+        &"--json",
+    ]);
+    assert_status(&out, 0);
+    let summary = stdout_json(&out);
+    assert_eq!(summary["encoded"], 1, "{summary}");
+    let tokens_path = dir.join("clip.vqt.safetensors");
+    let tokens = TokenFile::open(&tokens_path).unwrap();
+    let m = &tokens.meta;
+    // 21 frames, every second one: slots 0, 2, …, 20.
+    assert_eq!(m.frame_indices, (0..=20).step_by(2).collect::<Vec<u64>>());
+    // taming_tiny: 64² training crops, factor 4 → 16×16 codes of 64.
+    assert_eq!(tokens.levels[0].shape, [11, 16, 16]);
+    assert_eq!((m.geometry.out_width, m.geometry.out_height), (64, 64));
+    assert_eq!(
+        m.geometry,
+        Geometry::fit(80, 48, 64, 64, Fit::Crop).unwrap()
+    );
+    assert_eq!(m.sampling.fps(), 5.0);
+    let want = reference_indices(&model, &video, &m.geometry, 2);
+    let got: Vec<i64> = tokens.levels[0].data.iter().map(|&v| v as i64).collect();
+    assert_eq!(
+        got, want,
+        "batched streaming must equal frame-by-frame encoding"
+    );
+    // Random weights with jittered norms still use most codes, so order bugs show.
+    let distinct: std::collections::BTreeSet<_> = got.iter().collect();
+    assert!(
+        distinct.len() > 16,
+        "only {} distinct codes",
+        distinct.len()
+    );
+
+    // Back to video: 11 frames of 64×64 at the token rate, and the reported PSNR is the
+    // one of the decoder's frames against the re-read source frames.
+    let recon = dir.join("recon.mp4");
+    let out = vqtokenize(&[
+        &"decode",
+        &tokens_path,
+        &"-o",
+        &recon,
+        &"-m",
+        &model,
+        &"--psnr",
+        &"--json",
+    ]);
+    assert_status(&out, 0);
+    let d = stdout_json(&out);
+    assert_eq!(d["frames"], 11);
+    assert_eq!(d["size"], serde_json::json!([64, 64]));
+    let psnr = d["psnr_db"].as_f64().unwrap();
+    let want = reference_psnr(&model, &video, &tokens);
+    // Both sum the same integer squared errors; only the f64 summation order differs.
+    assert!(
+        (psnr - want).abs() < 1e-9,
+        "reported {psnr} dB, recomputed {want} dB"
+    );
+    let mut reader = VideoReader::open(&recon).unwrap();
+    assert_eq!((reader.meta().width, reader.meta().height), (64, 64));
+    assert!((reader.meta().fps - 5.0).abs() < 1e-6);
+    let decoded: Vec<_> = reader
+        .frames(&FrameSelect::default())
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    assert_eq!(decoded.len(), 11);
+}
+
+#[test]
+fn vqvae2_writes_one_grid_per_level_and_decodes_both() {
+    let dir = scratch("vqvae2");
+    let model = model("vqvae2_tiny.json", 5);
+    let video = dir.join("v.mp4");
+    write_video(&video, 6, 64, 64, 25.0);
+    let tokens_path = dir.join("out/v.vqt.safetensors");
+    let out = vqtokenize(&[&video, &"-m", &model, &"-o", &tokens_path, &"-q"]);
+    assert_status(&out, 0);
+    let tokens = TokenFile::open(&tokens_path).unwrap();
+    let names: Vec<_> = tokens
+        .levels
+        .iter()
+        .map(|l| (l.tensor.as_str(), l.shape))
+        .collect();
+    // Top grid at factor 8, bottom at factor 4 of the 64² training size.
+    assert_eq!(
+        names,
+        vec![("indices_t", [6, 8, 8]), ("indices_b", [6, 16, 16])]
+    );
+    assert_eq!(tokens.meta.index_dtype, vqtok_infer::IndexDtype::I16);
+    let recon = dir.join("v.mp4.recon.mp4");
+    let out = vqtokenize(&[&"decode", &tokens_path, &"-o", &recon, &"-m", &model, &"-q"]);
+    assert_status(&out, 0);
+    let reader = VideoReader::open(&recon).unwrap();
+    assert_eq!((reader.meta().width, reader.meta().height), (64, 64));
+    assert_eq!(reader.meta().frame_count, 6);
+}
+
+#[test]
+fn decode_refuses_token_files_of_another_model() {
+    let dir = scratch("wrong_model");
+    let (a, b) = (model("taming_tiny.json", 3), model("taming_tiny.json", 4));
+    let video = dir.join("v.mp4");
+    write_video(&video, 4, 64, 64, 25.0);
+    assert_status(&vqtokenize(&[&video, &"-m", &a, &"-q"]), 0);
+    let tokens = dir.join("v.vqt.safetensors");
+    let recon = dir.join("r.mp4");
+    let out = vqtokenize(&[&"decode", &tokens, &"-o", &recon, &"-m", &b]);
+    assert_status(&out, 2);
+    let err = stderr(&out);
+    let id_a = TokenFile::open(&tokens).unwrap().meta.model_sha256;
+    assert!(
+        err.contains("made by model") && err.contains(&id_a),
+        "{err}"
+    );
+    assert!(!recon.exists(), "nothing may be written for a refused file");
+    // The same tokens decode with their own model.
+    assert_status(
+        &vqtokenize(&[&"decode", &tokens, &"-o", &recon, &"-m", &a, &"-q"]),
+        0,
+    );
+}
+
+#[test]
+fn batch_mode_reports_bad_inputs_keeps_going_and_resumes() {
+    let dir = scratch("batch");
+    let model = model("taming_tiny.json", 3);
+    let input = dir.join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    write_video(&input.join("a.mp4"), 8, 64, 48, 25.0);
+    write_video(&input.join("sub/b.mp4"), 5, 48, 64, 25.0);
+    // Not a video at all, and a video cut in half (its index is at the end).
+    std::fs::write(input.join("noise.mp4"), common_noise(5000)).unwrap();
+    let good = std::fs::read(input.join("a.mp4")).unwrap();
+    std::fs::write(input.join("cut.mp4"), &good[..good.len() / 2]).unwrap();
+    let out_dir = dir.join("out");
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &input, &"-o", &out_dir, &"-m", &model, &"--jobs", &"2", &"--json",
+        ];
+        for e in extra {
+            args.push(e);
+        }
+        let out = vqtokenize(&args);
+        (out.status.code(), stdout_json(&out), stderr(&out))
+    };
+    let status_of = |summary: &serde_json::Value, name: &str| -> String {
+        summary["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["input"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not in {summary}"))["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let (code, s, err) = run(&[]);
+    assert_eq!(code, Some(1), "any failed input makes the run fail: {s}");
+    assert_eq!(
+        (s["encoded"].as_u64(), s["failed"].as_u64()),
+        (Some(2), Some(2)),
+        "{s}"
+    );
+    for bad in ["noise.mp4", "cut.mp4"] {
+        assert_eq!(status_of(&s, bad), "failed");
+        assert!(err.contains(bad), "the reason names {bad}: {err}");
+    }
+    let a_out = out_dir.join("a.vqt.safetensors");
+    let b_out = out_dir.join("sub/b.vqt.safetensors");
+    assert_eq!(TokenFile::open(&b_out).unwrap().meta.frames(), 5);
+    let a_bytes = std::fs::read(&a_out).unwrap();
+
+    // A killed run: b's output cut short, a dead process's partial file next to a.
+    let b_bytes = std::fs::read(&b_out).unwrap();
+    std::fs::write(&b_out, &b_bytes[..b_bytes.len() - 100]).unwrap();
+    let partial = out_dir.join(".a.vqt.safetensors.partial-4999999");
+    std::fs::write(&partial, b"half").unwrap();
+    let (code, s, _) = run(&[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(status_of(&s, "a.mp4"), "up_to_date");
+    assert_eq!(status_of(&s, "b.mp4"), "encoded");
+    assert!(
+        std::fs::read(&a_out).unwrap() == a_bytes,
+        "a was not rewritten"
+    );
+    assert!(
+        std::fs::read(&b_out).unwrap() == b_bytes,
+        "b was re-made byte for byte"
+    );
+    assert!(!partial.exists(), "stale partial files are cleaned up");
+
+    // Another selection re-encodes; so does --force.
+    let (_, s, _) = run(&["--stride", "2"]);
+    assert_eq!(status_of(&s, "a.mp4"), "encoded");
+    assert_eq!(TokenFile::open(&a_out).unwrap().meta.frames(), 4);
+    let (_, s, _) = run(&["--stride", "2", "--force"]);
+    assert_eq!(s["encoded"].as_u64(), Some(2), "{s}");
+}
+
+/// Deterministic bytes that are no media format.
+fn common_noise(n: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn single_bad_inputs_exit_2_with_the_reason() {
+    let dir = scratch("bad_single");
+    let model = model("taming_tiny.json", 3);
+    let video = dir.join("v.mp4");
+    write_video(&video, 3, 64, 64, 25.0);
+
+    let missing_model = dir.join("no-model-here");
+    let out = vqtokenize(&[&video, &"-m", &missing_model]);
+    assert_status(&out, 2);
+    assert!(stderr(&out).contains("no-model-here") && stderr(&out).contains("model folder"));
+
+    let noise = dir.join("noise.mp4");
+    std::fs::write(&noise, common_noise(3000)).unwrap();
+    for input in [noise.clone(), dir.join("absent.mp4")] {
+        let out = vqtokenize(&[&input, &"-m", &model]);
+        assert_status(&out, 2);
+        let name = input.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(stderr(&out).contains(&name), "{}", stderr(&out));
+    }
+
+    let out = vqtokenize(&[&video, &"-m", &model, &"--size", &"30"]);
+    assert_status(&out, 2);
+    assert!(stderr(&out).contains("multiples of 4"), "{}", stderr(&out));
+
+    let out = vqtokenize(&[&"decode", &video, &"-m", &model]);
+    assert_status(&out, 2);
+    assert!(stderr(&out).contains("v.mp4"), "{}", stderr(&out));
+}
+
+#[test]
+fn token_files_read_in_python_with_their_metadata() {
+    let dir = scratch("python");
+    let model = model("taming_tiny.json", 3);
+    let video = dir.join("v.mp4");
+    write_video(&video, 7, 64, 64, 25.0);
+    let tokens_path = dir.join("v.vqt.safetensors");
+    assert_status(&vqtokenize(&[&video, &"-m", &model, &"-q"]), 0);
+    let script = r#"
+import json, sys
+from safetensors import safe_open
+from safetensors.numpy import load_file
+t = load_file(sys.argv[1])["indices"]
+md = safe_open(sys.argv[1], "np").metadata()
+print(json.dumps({
+    "dtype": str(t.dtype), "shape": list(t.shape), "sum": int(t.astype("int64").sum()),
+    "frames": int(md["frames"]), "model": md["model_sha256"], "codebook": int(md["codebook_size"]),
+    "indices": json.loads(md["frame_indices"]), "grid": json.loads(md["grid"]),
+    "source": json.loads(md["source"])["width"], "fit": md["fit"],
+}))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(&tokens_path)
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+    let py = stdout_json(&out);
+    let rust = TokenFile::open(&tokens_path).unwrap();
+    let sum: i64 = rust.levels[0].data.iter().map(|&v| v as i64).sum();
+    assert_eq!(py["dtype"], "int16");
+    assert_eq!(py["shape"], serde_json::json!([7, 16, 16]));
+    assert_eq!(py["sum"].as_i64(), Some(sum));
+    assert_eq!(py["frames"], 7);
+    assert_eq!(py["model"].as_str(), Some(rust.meta.model_sha256.as_str()));
+    assert_eq!(py["codebook"], 64);
+    assert_eq!(py["indices"], serde_json::json!([0, 1, 2, 3, 4, 5, 6]));
+    assert_eq!(py["grid"], serde_json::json!({"indices": [16, 16]}));
+    assert_eq!(
+        (py["source"].as_u64(), py["fit"].as_str()),
+        (Some(64), Some("crop"))
+    );
+}
+
+#[test]
+fn padded_frames_decode_back_to_the_source_size() {
+    let dir = scratch("pad");
+    let model = model("taming_tiny.json", 3);
+    let video = dir.join("wide.mp4");
+    write_video(&video, 4, 64, 48, 25.0);
+    let out = vqtokenize(&[
+        &video, &"-m", &model, &"--size", &"32", &"--fit", &"pad", &"-q",
+    ]);
+    assert_status(&out, 0);
+    let tokens_path = dir.join("wide.vqt.safetensors");
+    let info = vqtokenize(&[&"info", &tokens_path, &"--json"]);
+    assert_status(&info, 0);
+    let md = &stdout_json(&info)["metadata"];
+    assert_eq!(md["fit"], "pad");
+    let g: Geometry = serde_json::from_str(md["geometry"].as_str().unwrap()).unwrap();
+    // 64×48 into 32²: scaled to 32×24, 4 rows of black above and below.
+    assert_eq!(
+        (g.scaled_width, g.scaled_height, g.offset_x, g.offset_y),
+        (32, 24, 0, -4)
+    );
+    let recon = dir.join("wide.recon.mp4");
+    let out = vqtokenize(&[
+        &"decode",
+        &tokens_path,
+        &"-m",
+        &model,
+        &"--size",
+        &"source",
+        &"-q",
+    ]);
+    assert_status(&out, 0);
+    let reader = VideoReader::open(&recon).unwrap();
+    assert_eq!((reader.meta().width, reader.meta().height), (64, 48));
+    let text = vqtokenize(&[&"info", &tokens_path]);
+    assert_status(&text, 0);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("fit Pad"));
+}
+
+/// A binary built in the repo runs straight from `target/` with no ORT variable set (it
+/// falls back to the library path it was built with); a wrong explicit path is named.
+#[test]
+fn finds_onnx_runtime_without_the_environment_and_names_a_wrong_path() {
+    let dir = scratch("ort_path");
+    let model = model("taming_tiny.json", 5);
+    let video = dir.join("v.mp4");
+    write_video(&video, 2, 64, 64, 25.0);
+    let run = |ort: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vqtokenize"));
+        cmd.arg(&video)
+            .arg("-m")
+            .arg(&model)
+            .args(["-q", "--force"])
+            .env_remove("VQTOK_MODEL")
+            .env_remove("ORT_DYLIB_PATH");
+        if let Some(p) = ort {
+            cmd.env("ORT_DYLIB_PATH", p);
+        }
+        cmd.output().expect("cannot start vqtokenize")
+    };
+    assert_status(&run(None), 0);
+    let out = run(Some("/nonexistent/libonnxruntime.so"));
+    assert_status(&out, 1);
+    assert!(
+        stderr(&out).contains("/nonexistent/libonnxruntime.so does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
