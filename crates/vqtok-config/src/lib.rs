@@ -11,6 +11,7 @@ mod error;
 mod jsonc;
 mod model;
 mod quantizer;
+mod split;
 mod taming;
 mod train;
 mod validate;
@@ -25,6 +26,7 @@ pub use data::{DataArgs, Normalize, PixelAffine, ShortVideos};
 pub use error::{ConfigError, ErrorKind};
 pub use model::{CodebookLevel, MODEL_TYPE_ALIASES, ModelConfig, ModelFamily};
 pub use quantizer::{EmaArgs, QuantizerKind};
+pub use split::Split;
 pub use taming::{DdConfig, DiscLoss, LossConfig, LossParams, ModelVariant, TamingArgs};
 pub use train::{Amp, LrDecay, LrDecayKind, ReconLoss, TraditionalLoss, TrainArgs};
 

@@ -16,11 +16,12 @@ use std::collections::HashMap;
 use tch::{Kind, Tensor};
 use vqtok_config::{Config, ModelConfig, ReconLoss, TraditionalLoss, TrainArgs};
 
+use super::Split;
 use super::disc_store::Discriminator;
 use super::discriminator::DiscriminatorConfig;
 use super::error::LossError;
 use super::gan::{d_loss, g_loss};
-use super::log::{LossLog, Split};
+use super::log::LossLog;
 use super::lpips::{Lpips, lpips_weights_path};
 use super::options::LossOptions;
 use super::vqlpips::VqLpipsWithDiscriminator;

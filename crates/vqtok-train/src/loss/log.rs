@@ -3,27 +3,7 @@
 //! on the steps that are actually written out.
 
 use tch::Tensor;
-
-/// Train or validation: selects the log prefix, the discriminator's norm mode and
-/// whether gradients are computed (taming: `split` + `self.training`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
-    Train,
-    Val,
-}
-
-impl Split {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-        }
-    }
-
-    pub(crate) fn is_train(self) -> bool {
-        self == Split::Train
-    }
-}
+use vqtok_config::Split;
 
 /// Ordered `(key, detached scalar)` pairs.
 #[derive(Debug)]

@@ -28,11 +28,12 @@ use std::collections::HashMap;
 use tch::{Kind, Tensor};
 use vqtok_config::LossParams;
 
+use super::Split;
 use super::disc_store::Discriminator;
 use super::discriminator::DiscriminatorConfig;
 use super::error::LossError;
 use super::gan::{adopt_weight, d_loss, g_loss};
-use super::log::{LossLog, Split};
+use super::log::LossLog;
 use super::lpips::{Lpips, lpips_weights_path};
 use super::options::LossOptions;
 

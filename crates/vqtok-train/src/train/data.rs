@@ -79,18 +79,13 @@ impl DataSource {
         split: Split,
         resume: Option<&DataState>,
     ) -> Result<DataSource, TrainError> {
-        use vqtok_video::{LoaderOptions, Split as VSplit, VideoLoader};
+        use vqtok_video::{LoaderOptions, VideoLoader};
         if cfg.data.train.is_empty() {
             return Err(TrainError::Usage(
                 "no training data: pass --data DIR|GLOB|MANIFEST or set data_args.train".into(),
             ));
         }
-        let vsplit = if split == Split::Val {
-            VSplit::Val
-        } else {
-            VSplit::Train
-        };
-        let opts = LoaderOptions::from_config(cfg, vsplit);
+        let opts = LoaderOptions::from_config(cfg, split);
         let loader = match resume {
             Some(DataState::Video(state)) => VideoLoader::resume(opts, state),
             Some(_) => {

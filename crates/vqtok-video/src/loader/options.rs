@@ -2,27 +2,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use vqtok_config::{Config, DataArgs, ShortVideos};
 
 use crate::error::{Result, VideoError};
 
-/// Training (shuffled, random crops, endless) or validation (fixed, centred, one pass).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Val,
-}
-
-impl Split {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-        }
-    }
-}
+pub use vqtok_config::Split;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoaderOptions {
