@@ -14,6 +14,9 @@ use crate::error::{ExportError, Result};
 /// Environment variable naming `libonnxruntime.so` (set by `.cargo/config.toml`).
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 
+/// `ORT_DYLIB_PATH` as it was when this crate was compiled (`.cargo/config.toml` sets it).
+const BUILT_WITH: Option<&str> = option_env!("ORT_DYLIB_PATH");
+
 static ENVIRONMENT: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
 
 fn runtime_err(context: &str, e: impl std::fmt::Display) -> ExportError {
@@ -31,17 +34,16 @@ fn default_library() -> Result<PathBuf> {
     let beside_exe = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.join("libonnxruntime.so")));
-    let built_with = option_env!("ORT_DYLIB_PATH").map(PathBuf::from);
     beside_exe
         .into_iter()
-        .chain(built_with)
+        .chain(BUILT_WITH.map(PathBuf::from))
         .find(|p| p.is_file())
         .ok_or_else(|| {
             ExportError::Runtime(format!(
                 "no libonnxruntime.so: {ORT_DYLIB_ENV} is not set, none is beside the executable, \
                  and the build-time path {} is gone; point {ORT_DYLIB_ENV} at the library from the \
                  onnxruntime 1.31 wheel (`cargo xtask setup` links it as .cache/vqtok/libonnxruntime.so)",
-                option_env!("ORT_DYLIB_PATH").unwrap_or("(none)")
+                BUILT_WITH.unwrap_or("(none)")
             ))
         })
 }
