@@ -8,11 +8,9 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The shared ground-truth folder beside the checkout (override with VQTOK_SHARED).
-fn shared() -> PathBuf {
-    std::env::var_os("VQTOK_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"))
+/// The repository's own test fixtures (`tests/fixtures/`, see its README).
+fn fixtures() -> PathBuf {
+    repo_root().join("tests/fixtures")
 }
 
 #[test]
@@ -51,7 +49,7 @@ fn seed_config_has_the_f16_geometry() {
 
 #[test]
 fn taming_tiny_fixture_loads_as_is() {
-    let path = shared().join("fixtures/taming_tiny/param.json");
+    let path = fixtures().join("taming_tiny/param.json");
     let cfg = Config::from_path(&path)
         .unwrap_or_else(|e| panic!("{e} (set VQTOK_SHARED if ../shared is elsewhere)"));
     assert_eq!(cfg.model.family(), ModelFamily::Taming);

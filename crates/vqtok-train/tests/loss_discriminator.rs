@@ -6,7 +6,7 @@ mod loss_support;
 
 use std::collections::BTreeMap;
 
-use loss_support::{read_named, shared_dir, taming_tiny};
+use loss_support::{fixtures, read_named, taming_tiny};
 use tch::{Device, Kind, Tensor};
 use vqtok_train::loss::{Discriminator, DiscriminatorConfig};
 
@@ -37,23 +37,28 @@ fn param_count(d: &Discriminator) -> usize {
 }
 
 #[test]
-fn keys_and_shapes_match_appendix_a() {
-    let spec = std::fs::read_to_string(shared_dir().join("spec/taming.md")).unwrap();
-    let want: BTreeMap<String, Vec<i64>> = spec
+fn keys_and_shapes_match_the_seed_state_dict() {
+    // The seed config's state-dict list (tests/fixtures/taming_f16_1024_state_dict.tsv,
+    // from taming's own VQModel) with its `loss.discriminator.*` rows.
+    let tsv = std::fs::read_to_string(fixtures().join("taming_f16_1024_state_dict.tsv")).unwrap();
+    let want: BTreeMap<String, Vec<i64>> = tsv
         .lines()
         .filter(|l| l.starts_with("loss.discriminator."))
         .map(|l| {
-            let (key, rest) = l.split_once("  ").unwrap();
-            let dims = rest.split(']').next().unwrap().trim_start_matches('[');
-            let dims = dims
+            let mut cols = l.split('\t');
+            let key = cols.next().unwrap().to_string();
+            let dims = cols
+                .next()
+                .unwrap()
+                .trim_matches(|c| c == '[' || c == ']')
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| s.trim().parse().unwrap())
                 .collect();
-            (key.to_string(), dims)
+            (key, dims)
         })
         .collect();
-    assert_eq!(want.len(), 22, "Appendix A lists 13 params + 9 BN buffers");
+    assert_eq!(want.len(), 22, "13 params + 9 BatchNorm buffers");
     assert_eq!(shapes(&disc(3, 64, 3, false)), want);
 }
 

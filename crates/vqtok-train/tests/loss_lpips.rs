@@ -5,13 +5,13 @@ mod loss_support;
 
 use std::path::Path;
 
-use loss_support::{lpips_weights, scalar, shared_dir};
+use loss_support::{fixtures, lpips_weights, scalar};
 use tch::{Device, Kind, Tensor};
 use vqtok_train::loss::{LossError, Lpips};
 
 /// A PNG as `[1, 3, H, W]` in [-1, 1] (LPIPS's `im2tensor`: x / 127.5 − 1).
 fn image(name: &str) -> Tensor {
-    let path = shared_dir().join("fixtures/lpips").join(name);
+    let path = fixtures().join("lpips").join(name);
     let img = image::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .to_rgb8();

@@ -5,7 +5,7 @@ mod model_common;
 
 use std::collections::BTreeMap;
 
-use model_common::{shared_dir, workspace_root};
+use model_common::{fixtures, workspace_root};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Config, ModelConfig, ModelVariant, TamingArgs};
@@ -22,7 +22,7 @@ fn seed_args() -> TamingArgs {
 
 /// Autoencoder rows of the golden TSV (key → shape); `loss.*` belongs to other stores.
 fn golden_autoencoder() -> BTreeMap<String, Vec<i64>> {
-    let path = shared_dir().join("fixtures/taming_f16_1024_state_dict.tsv");
+    let path = fixtures().join("taming_f16_1024_state_dict.tsv");
     let text = std::fs::read_to_string(&path).expect("golden state-dict list");
     text.lines()
         .skip(1)

@@ -12,15 +12,13 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// ../shared (or $VQTOK_SHARED).
-pub fn shared() -> PathBuf {
-    std::env::var_os("VQTOK_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"))
+/// The repository's own test fixtures (`tests/fixtures/`, see its README).
+pub fn fixtures() -> PathBuf {
+    workspace_root().join("tests/fixtures")
 }
 
 pub fn taming_tiny() -> PathBuf {
-    shared().join("fixtures/taming_tiny")
+    fixtures().join("taming_tiny")
 }
 
 /// A fresh, empty scratch folder for one test.

@@ -6,16 +6,13 @@ use std::path::PathBuf;
 
 use tch::{Device, Kind, Tensor};
 
-/// ../shared, or `$VQTOK_SHARED`.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("VQTOK_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
+/// The repository's own test fixtures (`tests/fixtures/`, see its README).
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
 pub fn taming_tiny(file: &str) -> PathBuf {
-    shared_dir().join("fixtures/taming_tiny").join(file)
+    fixtures().join("taming_tiny").join(file)
 }
 
 pub fn read_named(path: &std::path::Path) -> HashMap<String, Tensor> {

@@ -7,16 +7,13 @@ use std::path::PathBuf;
 
 use tch::{Kind, Tensor};
 
-/// `$VQTOK_SHARED`, or `<workspace root>/../shared`.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("VQTOK_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
+/// The repository's own test fixtures (`tests/fixtures/`, see its README).
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
 pub fn taming_tiny(file: &str) -> PathBuf {
-    shared_dir().join("fixtures/taming_tiny").join(file)
+    fixtures().join("taming_tiny").join(file)
 }
 
 pub fn workspace_root() -> PathBuf {
