@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use tch::{Kind, Tensor};
 
@@ -80,4 +81,14 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Seeds libtorch's generator and holds it for the caller's scope. The generator is
+/// process-wide and a test binary runs its tests on parallel threads, so a test that needs
+/// reproducible draws holds this for its whole body.
+pub fn seeded(seed: i64) -> MutexGuard<'static, ()> {
+    static RNG: Mutex<()> = Mutex::new(());
+    let guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    guard
 }
