@@ -66,9 +66,18 @@ fn train_step(
     step: u64,
 ) -> bool {
     let out = model.forward_t(x, true).unwrap();
-    let loss = t.compute_total_loss(x, &out.recon, &out.vq_loss, step, Split::Train);
+    let loss = t
+        .compute_total_loss(
+            x,
+            &out.recon,
+            &out.vq_loss,
+            &model.last_layer(),
+            step,
+            Split::Train,
+        )
+        .unwrap();
     opt.zero_grad();
-    loss.total_loss.backward();
+    loss.backward_loss.as_ref().unwrap().backward();
     opt.step();
     t.step_discriminator(&loss, step).unwrap().is_some()
 }
@@ -118,17 +127,25 @@ fn loss_dict_adds_up_and_the_gan_term_waits_for_disc_start() {
     let t = traditional(&config, model.as_ref());
     let x = batch();
     let out = model.forward_t(&x, true).unwrap();
-    let early = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 1, Split::Train);
+    let last = model.last_layer();
+    let early = t
+        .compute_total_loss(&x, &out.recon, &out.vq_loss, &last, 1, Split::Train)
+        .unwrap();
     assert_eq!(early.g_loss.double_value(&[]), 0.0);
+    assert_eq!(early.d_weight.double_value(&[]), 0.0);
     let mse = (&x - &out.recon)
         .square()
         .mean(Kind::Float)
         .double_value(&[]);
     // f32 mean over 1536 values computed the same way: 1e-7.
     assert!((early.recon_loss.double_value(&[]) - mse).abs() < 1e-7);
-    let late = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 2, Split::Train);
+    let late = t
+        .compute_total_loss(&x, &out.recon, &out.vq_loss, &last, 2, Split::Train)
+        .unwrap();
+    let d_weight = late.d_weight.double_value(&[]);
+    assert!(d_weight > 0.0);
     let parts = late.recon_loss.double_value(&[])
-        + 0.5 * late.g_loss.double_value(&[])
+        + d_weight * late.g_loss.double_value(&[])
         + late.vq_loss.double_value(&[]);
     // f32 sum of three terms of order 1: 1e-6.
     assert!((late.total_loss.double_value(&[]) - parts).abs() < 1e-6);
@@ -141,9 +158,60 @@ fn loss_dict_adds_up_and_the_gan_term_waits_for_disc_start() {
             "train/recon_loss",
             "train/p_loss",
             "train/g_loss",
+            "train/d_weight",
             "train/vq_loss"
         ]
     );
+}
+
+#[test]
+fn the_gan_term_is_balanced_by_taming_s_adaptive_weight() {
+    // In f64 so the two ways of computing the gradients agree to rounding.
+    let config = Config::parse(VQVAE).unwrap();
+    let mut vs = VarStore::new(Device::Cpu);
+    let model = create_model(&config.model, &vs.root()).unwrap();
+    vs.double();
+    let mut o = opts();
+    o.kind = Kind::Double;
+    let t = match LossCalculator::new(&config, model.as_ref(), &o).unwrap() {
+        LossCalculator::Traditional(t) => t,
+        LossCalculator::Taming { .. } => unreachable!(),
+    };
+    let x = batch().to_kind(Kind::Double);
+    let out = model.forward_t(&x, true).unwrap();
+    let last = model.last_layer();
+    let loss = t
+        .compute_total_loss(&x, &out.recon, &out.vq_loss, &last, 2, Split::Train)
+        .unwrap();
+    // taming's formula with plain autograd: ‖∂nll/∂W‖ / (‖∂g/∂W‖ + 1e-4) · gan_weight.
+    let nll = (&x - &out.recon).square().mean(Kind::Double);
+    let logits = t.discriminator().unwrap().logits_frozen(&out.recon, true);
+    let g = -logits.mean(Kind::Double);
+    let grad = |l: &Tensor| Tensor::run_backward(&[l], &[&last], true, false).remove(0);
+    let want = grad(&nll).norm().double_value(&[]) / (grad(&g).norm().double_value(&[]) + 1e-4)
+        * config.train.traditional_loss.gan_weight;
+    let got = loss.d_weight.double_value(&[]);
+    // f64, the same quantities through two graphs: 1e-9 relative.
+    assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+
+    // The surrogate's gradients are those of recon + d_weight·g + vq.
+    let params = model.trainable_vars();
+    let direct = &nll + &g * got + out.vq_loss.mean(Kind::Double);
+    let want_grads = Tensor::run_backward(&[&direct], &params, true, false);
+    let got_grads = Tensor::run_backward(
+        &[loss.backward_loss.as_ref().unwrap()],
+        &params,
+        true,
+        false,
+    );
+    for (a, b) in want_grads.iter().zip(&got_grads) {
+        let scale = a.abs().max().double_value(&[]).max(1e-12);
+        let diff = (a - b).abs().max().double_value(&[]);
+        assert!(
+            diff <= 1e-9 * scale,
+            "gradient differs by {diff} (scale {scale})"
+        );
+    }
 }
 
 #[test]
@@ -190,7 +258,16 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     // needs the Adam moments restored, not just the weights.
     let out = model.forward_t(&x, true).unwrap();
     for t in [&mut a, &mut b] {
-        let loss = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 6, Split::Train);
+        let loss = t
+            .compute_total_loss(
+                &x,
+                &out.recon,
+                &out.vq_loss,
+                &model.last_layer(),
+                6,
+                Split::Train,
+            )
+            .unwrap();
         assert!(t.step_discriminator(&loss, 6).unwrap().is_some());
     }
     assert!(same(&a.get_checkpoint_state(), &b.get_checkpoint_state()));
@@ -215,7 +292,16 @@ fn no_gan_means_no_discriminator_and_empty_state() {
     assert!(t.get_checkpoint_state().is_empty());
     let x = batch();
     let out = model.forward_t(&x, true).unwrap();
-    let loss = t.compute_total_loss(&x, &out.recon, &out.vq_loss, 10, Split::Train);
+    let loss = t
+        .compute_total_loss(
+            &x,
+            &out.recon,
+            &out.vq_loss,
+            &model.last_layer(),
+            10,
+            Split::Train,
+        )
+        .unwrap();
     assert!(t.step_discriminator(&loss, 10).unwrap().is_none());
 }
 

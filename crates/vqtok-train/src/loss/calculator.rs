@@ -17,6 +17,7 @@ use tch::{Kind, Tensor};
 use vqtok_config::{Config, ModelConfig, ReconLoss, TraditionalLoss, TrainArgs};
 
 use super::Split;
+use super::adaptive::balance;
 use super::disc_store::Discriminator;
 use super::discriminator::DiscriminatorConfig;
 use super::error::LossError;
@@ -108,8 +109,11 @@ impl LossCalculator {
 /// What [`TraditionalCalculator::compute_total_loss`] returns.
 #[derive(Debug)]
 pub struct LossDict {
-    /// `recon_loss + perceptual_weight·p_loss + gan_weight·g_loss + vq_loss`, with
-    /// its graph: the trainer calls `backward` on it.
+    /// What the trainer calls `backward` on (train split with a gradient graph only):
+    /// its gradients equal those of `total_loss`; with the adversarial term on, its value
+    /// does not (see [`super::adaptive`]). `None` when there is nothing to differentiate.
+    pub backward_loss: Option<Tensor>,
+    /// `recon_loss + perceptual_weight·p_loss + d_weight·g_loss + vq_loss`, detached.
     pub total_loss: Tensor,
     /// Mean L1 or MSE (config), detached.
     pub recon_loss: Tensor,
@@ -117,6 +121,9 @@ pub struct LossDict {
     pub p_loss: Tensor,
     /// −mean(D(x̂)), detached (0 before disc_start or without discriminator).
     pub g_loss: Tensor,
+    /// `gan_weight` × taming's adaptive weight at the decoder's last layer, detached (0
+    /// before disc_start, without discriminator, or without a gradient graph).
+    pub d_weight: Tensor,
     /// Mean quantizer loss, detached.
     pub vq_loss: Tensor,
     /// The same values under `{split}/…` keys.
@@ -197,15 +204,19 @@ impl TraditionalCalculator {
     }
 
     /// The autoencoder's loss. The adversarial term uses D in train mode (train split)
-    /// with D's parameters frozen, from `disc_start` on; before that D is not run.
+    /// with D's parameters frozen, from `disc_start` on; before that D is not run. Its
+    /// weight is `gan_weight` times taming's adaptive weight at `last_layer` (the
+    /// decoder's final conv weight), so the GAN gradient never swamps the reconstruction
+    /// gradient (the seed hands its LossCalculator the decoder for this).
     pub fn compute_total_loss(
         &self,
         images: &Tensor,
         reconstructions: &Tensor,
         vq_loss: &Tensor,
+        last_layer: &Tensor,
         step: u64,
         split: Split,
-    ) -> LossDict {
+    ) -> Result<LossDict, LossError> {
         let _no_grad = (!split.is_train()).then(tch::no_grad_guard);
         let kind = self.kind;
         let x = images.detach().to_kind(kind);
@@ -220,32 +231,45 @@ impl TraditionalCalculator {
             Some(lpips) => lpips.forward(&x, &xrec).mean(kind),
             None => zero(),
         };
-        let g = match &self.gan {
-            Some(gan) if step >= self.cfg.disc_start => {
-                g_loss(&gan.disc.logits_frozen(&xrec, split.is_train()), kind)
-            }
-            _ => zero(),
-        };
         let vq = vq_loss.to_kind(kind).mean(kind);
-        let total =
-            &recon_loss + &p_loss * self.cfg.perceptual_weight + &g * self.cfg.gan_weight + &vq;
+        let nll = &recon_loss + &p_loss * self.cfg.perceptual_weight;
+        let g = match &self.gan {
+            Some(gan) if step >= self.cfg.disc_start => Some(g_loss(
+                &gan.disc.logits_frozen(&xrec, split.is_train()),
+                kind,
+            )),
+            _ => None,
+        };
+        let (d_weight, backward_loss) = match (&g, nll.requires_grad()) {
+            (Some(g), true) => {
+                let b = balance(&nll, g, &xrec, last_layer, self.cfg.gan_weight, 1.0, &vq)?;
+                (b.d_weight, Some(b.backward))
+            }
+            (None, true) => (zero(), Some(&nll + &vq)),
+            (_, false) => (zero(), None),
+        };
+        let g = g.unwrap_or_else(zero);
+        let total = (&nll + &d_weight * &g + &vq).detach();
 
         let mut log = LossLog::new();
         log.push(split, "total_loss", &total);
         log.push(split, "recon_loss", &recon_loss);
         log.push(split, "p_loss", &p_loss);
         log.push(split, "g_loss", &g);
+        log.push(split, "d_weight", &d_weight);
         log.push(split, "vq_loss", &vq);
         let gan_inputs = (self.gan.is_some() && split.is_train()).then(|| (x, xrec.detach()));
-        LossDict {
+        Ok(LossDict {
+            backward_loss,
             total_loss: total,
             recon_loss: recon_loss.detach(),
             p_loss: p_loss.detach(),
             g_loss: g.detach(),
+            d_weight,
             vq_loss: vq.detach(),
             log,
             gan_inputs,
-        }
+        })
     }
 
     /// True on the steps the discriminator is updated.

@@ -4,6 +4,7 @@
 //! `loss.discriminator.main.N.*` (taming's names), LPIPS is frozen and never saved.
 
 mod act_norm;
+mod adaptive;
 mod batch_norm;
 mod calculator;
 mod disc_store;

@@ -3,18 +3,10 @@
 //! codebook loss, for the autoencoder ("optimizer 0") and the discriminator
 //! ("optimizer 1").
 //!
-//! # The adaptive weight without a second LPIPS/D backward
-//! taming computes `d_weight = ‖∂nll/∂W‖ / (‖∂g/∂W‖ + 1e-4)` (W = the decoder's last
-//! conv weight) with two `autograd.grad` calls that each run back through LPIPS or D,
-//! then `total_loss.backward()` runs through both again. Here the reconstruction x̂ is
-//! the bottleneck: with `s_nll = ∂nll/∂x̂` and `s_g = ∂g/∂x̂` (one LPIPS backward, one
-//! D backward, both stopping at x̂),
-//! * `∂nll/∂W = ∂⟨x̂, s_nll⟩/∂W` and `∂g/∂W = ∂⟨x̂, s_g⟩/∂W`, which only backpropagate
-//!   through the last conv;
-//! * the autoencoder gradient of taming's total loss equals that of the surrogate
-//!   `⟨x̂, sg(s_nll + d_weight·factor·s_g)⟩ + codebook_weight·mean(vq_loss)`, so the
-//!   trainer calls `backward` on [`GeneratorOutput::backward_loss`] (whose value is not
-//!   the loss) and logs [`GeneratorOutput::total_loss`] (which is taming's value).
+//! The adaptive weight and the surrogate the trainer calls `backward` on come from
+//! [`super::adaptive::balance`]: [`GeneratorOutput::backward_loss`] has taming's
+//! autoencoder gradients but not its value; [`GeneratorOutput::total_loss`] is taming's
+//! value.
 //!
 //! # Mixed precision
 //! The trainer may call both passes inside a bf16 autocast region: the discriminator's
@@ -29,6 +21,7 @@ use tch::{Kind, Tensor};
 use vqtok_config::LossParams;
 
 use super::Split;
+use super::adaptive::balance;
 use super::disc_store::Discriminator;
 use super::discriminator::DiscriminatorConfig;
 use super::error::LossError;
@@ -36,11 +29,6 @@ use super::gan::{adopt_weight, d_loss, g_loss};
 use super::log::LossLog;
 use super::lpips::{Lpips, lpips_weights_path};
 use super::options::LossOptions;
-
-/// Added to ‖∂g/∂W‖ in the adaptive weight (taming's value; the paper says 1e-6).
-const ADAPTIVE_EPS: f64 = 1e-4;
-/// Upper clamp of the adaptive weight.
-const ADAPTIVE_MAX: f64 = 1e4;
 
 /// Result of the autoencoder pass.
 #[derive(Debug)]
@@ -170,9 +158,16 @@ impl VqLpipsWithDiscriminator {
         let quant = codebook_loss.to_kind(kind).mean(kind);
 
         let (d_weight, backward_loss) = if nll.requires_grad() {
-            let (d_weight, backward) =
-                self.adaptive_weight(&nll, &g, &xrec, last_layer, factor, &quant)?;
-            (d_weight, Some(backward))
+            let b = balance(
+                &nll,
+                &g,
+                &xrec,
+                last_layer,
+                p.disc_weight,
+                factor,
+                &(&quant * p.codebook_weight),
+            )?;
+            (b.d_weight, Some(b.backward))
         } else {
             (Tensor::zeros([], (kind, x.device())), None)
         };
@@ -196,49 +191,6 @@ impl VqLpipsWithDiscriminator {
             total_loss: total,
             log,
         })
-    }
-
-    /// Returns the detached adaptive weight (× disc_weight) and the surrogate whose
-    /// autoencoder gradients equal taming's total loss (see the module docs).
-    fn adaptive_weight(
-        &self,
-        nll: &Tensor,
-        g: &Tensor,
-        xrec: &Tensor,
-        last_layer: &Tensor,
-        factor: f64,
-        quant: &Tensor,
-    ) -> Result<(Tensor, Tensor), LossError> {
-        let kind = self.kind;
-        // Gradients at x̂: the only backward through LPIPS and through D. Their graphs
-        // are not needed afterwards; the autoencoder's graph is not traversed.
-        let seed_nll = first(Tensor::f_run_backward(&[nll], &[xrec], false, false)?);
-        let seed_g = first(Tensor::f_run_backward(&[g], &[xrec], false, false)?);
-        // Through the last layer only, keeping the autoencoder graph for backward_loss.
-        let at_last = |seed: &Tensor| -> Result<Tensor, LossError> {
-            let linear = (xrec * seed).sum(kind);
-            let grad = first(Tensor::f_run_backward(
-                &[linear],
-                &[last_layer],
-                true,
-                false,
-            )?);
-            if grad.defined() {
-                Ok(grad)
-            } else {
-                Err(LossError::LastLayerUnused)
-            }
-        };
-        let grad_nll = at_last(&seed_nll)?;
-        let grad_g = at_last(&seed_g)?;
-        let d_weight = (grad_nll.norm() / (grad_g.norm() + ADAPTIVE_EPS))
-            .clamp(0.0, ADAPTIVE_MAX)
-            .detach()
-            .to_kind(kind)
-            * self.params.disc_weight;
-        let seed = seed_nll + &d_weight * factor * seed_g;
-        let backward = (xrec * seed).sum(kind) + quant * self.params.codebook_weight;
-        Ok((d_weight, backward))
     }
 
     /// The discriminator pass (taming's `optimizer_idx == 1`) on `inputs` and the
@@ -270,9 +222,4 @@ impl VqLpipsWithDiscriminator {
         log.push(split, "logits_fake", &fake);
         DiscriminatorOutput { loss, log }
     }
-}
-
-/// The single gradient of a one-input `run_backward`.
-fn first(mut grads: Vec<Tensor>) -> Tensor {
-    grads.swap_remove(0)
 }

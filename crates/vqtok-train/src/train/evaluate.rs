@@ -104,7 +104,14 @@ pub fn evaluate(
             }
             LossPath::Traditional(c) => {
                 let mut v = c
-                    .compute_total_loss(&x, &out.recon, &out.vq_loss, step, Split::Val)
+                    .compute_total_loss(
+                        &x,
+                        &out.recon,
+                        &out.vq_loss,
+                        &model.last_layer(),
+                        step,
+                        Split::Val,
+                    )?
                     .log
                     .scalars();
                 // The traditional path's reconstruction term is `recon_loss`; best-by-validation reads `rec_loss`.

@@ -116,13 +116,23 @@ pub fn traditional_step(
     let (out, ld) = {
         let _amp = autocast(s);
         let out = model.forward_t(x, true)?;
-        let ld = calc.compute_total_loss(x, &out.recon, &out.vq_loss, step, Split::Train);
+        let ld = calc.compute_total_loss(
+            x,
+            &out.recon,
+            &out.vq_loss,
+            &model.last_layer(),
+            step,
+            Split::Train,
+        )?;
         (out, ld)
     };
     if !ld.total_loss.double_value(&[]).is_finite() {
         return Ok(None);
     }
-    update(opt, &ld.total_loss, s)?;
+    let backward = ld.backward_loss.as_ref().ok_or_else(|| {
+        TrainError::Usage("the generator pass built no graph (is autograd disabled?)".into())
+    })?;
+    update(opt, backward, s)?;
     let disc_log = {
         let _amp = autocast(s);
         calc.step_discriminator(&ld, step)?
