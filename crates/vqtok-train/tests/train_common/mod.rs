@@ -48,7 +48,8 @@ pub fn config(name: &str, patch: serde_json::Value) -> Config {
     Config::parse(&json.to_string()).expect("patched config is valid")
 }
 
-fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+/// Merges `b` into `a`: objects key by key, anything else replaced.
+pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     match (a, b) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
             for (k, v) in b {
