@@ -78,7 +78,7 @@ enum Command {
         /// A checkpoint folder (default: the run's latest).
         #[arg(long)]
         ckpt: Option<PathBuf>,
-        /// Validation data (default: the config's data_args).
+        /// Evaluate on these videos instead of the config's validation data.
         #[arg(long)]
         data: Vec<String>,
         /// Validation batches (default: train_args.val_batches).
@@ -200,8 +200,8 @@ fn run(command: Command) -> Result<()> {
             let dir = resolve(ckpt.as_deref().unwrap_or(&run)).map_err(TrainError::from)?;
             let mut cfg = load_config(&dir.join(checkpoint::CONFIG_FILE))?;
             if !data.is_empty() {
-                cfg.data.train = data;
-                cfg.data.val.clear();
+                // Exactly these files are evaluated (not a hash split of them).
+                cfg.data.val = data;
             }
             let device = resolve_device(&device)?;
             let report =
@@ -221,8 +221,8 @@ fn run(command: Command) -> Result<()> {
             let dir = resolve(&ckpt).map_err(TrainError::from)?;
             let mut cfg = load_config(&dir.join(checkpoint::CONFIG_FILE))?;
             if !data.is_empty() {
-                cfg.data.train = data;
-                cfg.data.val.clear();
+                // Exactly these files are evaluated (not a hash split of them).
+                cfg.data.val = data;
             }
             let device = resolve_device(&device)?;
             let frames = reference_frames(&cfg, val_batches, random)?;
@@ -245,7 +245,7 @@ fn load_config(path: &Path) -> Result<Config> {
 fn reference_frames(cfg: &Config, val_batches: usize, random: i64) -> Result<Tensor> {
     let r = cfg.data_resolution() as i64;
     let mut parts = Vec::new();
-    if val_batches > 0 && !cfg.data.train.is_empty() {
+    if val_batches > 0 && !(cfg.data.train.is_empty() && cfg.data.val.is_empty()) {
         // Held-out clips make the check realistic; without the data (moved, another
         // machine) the random frames still check every graph.
         match DataSource::open(cfg, Split::Val, None) {
