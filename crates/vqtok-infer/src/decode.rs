@@ -38,6 +38,29 @@ pub struct DecodeOptions {
     /// Re-read the source frames the tokens were made from and report PSNR against the
     /// decoded frames (at model size, before video compression).
     pub psnr: bool,
+    /// Write a PNG of source frames above their reconstructions (at model size, before
+    /// video compression), this many frames evenly spread over the clip.
+    pub compare: Option<Compare>,
+}
+
+/// Where [`DecodeOptions::compare`] writes its picture and how many frames it shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compare {
+    pub path: PathBuf,
+    pub frames: usize,
+}
+
+impl Compare {
+    /// The positions (0-based, into the `total` decoded frames) the picture shows: evenly
+    /// spread from the first frame to the last.
+    fn positions(&self, total: usize) -> Vec<usize> {
+        let n = self.frames.min(total);
+        match n {
+            0 => Vec::new(),
+            1 => vec![0],
+            _ => (0..n).map(|i| i * (total - 1) / (n - 1)).collect(),
+        }
+    }
 }
 
 impl Default for DecodeOptions {
@@ -48,6 +71,7 @@ impl Default for DecodeOptions {
             fps: None,
             crf: 18,
             psnr: false,
+            compare: None,
         }
     }
 }
@@ -63,6 +87,8 @@ pub struct Decoded {
     pub seconds: f64,
     /// PSNR (dB) of the decoded frames against the source frames, when asked.
     pub psnr_db: Option<f64>,
+    /// The comparison picture, when asked.
+    pub comparison: Option<PathBuf>,
 }
 
 /// Refuses token files made by another model (by [`Model::id`]).
@@ -146,8 +172,13 @@ pub fn decode_tokens(
         crf: options.crf,
         ..WriterOptions::default()
     };
+    if let Some(c) = &options.compare
+        && c.frames == 0
+    {
+        return Err(InferError::invalid("compare-frames", "must be ≥ 1"));
+    }
     // The recorded selection replays exactly the slots that were tokenized.
-    let mut source_reader = if options.psnr {
+    let mut source_reader = if options.psnr || options.compare.is_some() {
         Some(open_source(tokens)?)
     } else {
         None
@@ -167,6 +198,12 @@ pub fn decode_tokens(
     let total = meta.frames();
     progress.start(Some(total as u64));
     let mut sse = 0.0;
+    let shown = options
+        .compare
+        .as_ref()
+        .map(|c| c.positions(total))
+        .unwrap_or_default();
+    let mut pairs = Vec::with_capacity(shown.len());
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = sync_channel::<Frame>(2 * options.batch);
         let (ready_tx, ready_rx) = sync_channel::<()>(1);
@@ -239,7 +276,11 @@ pub fn decode_tokens(
                                 ),
                             ));
                         }
-                        sse += squared_error(data, &g.place(&tf.frame)?.data);
+                        let original = g.place(&tf.frame)?;
+                        sse += squared_error(data, &original.data);
+                        if shown.contains(&(t + k)) {
+                            pairs.push((original, Frame::new(mw, mh, data.to_vec())?));
+                        }
                     }
                     let frame = Frame::new(mw, mh, data.to_vec())?;
                     let out = match options.size {
@@ -264,6 +305,9 @@ pub fn decode_tokens(
     let psnr = options
         .psnr
         .then(|| psnr_db(sse / (total * mw * mh * 3) as f64));
+    if let Some(c) = &options.compare {
+        vqtok_video::write_comparison(&c.path, &pairs)?;
+    }
     Ok(Decoded {
         output: output.to_path_buf(),
         frames: total,
@@ -272,6 +316,7 @@ pub fn decode_tokens(
         fps,
         seconds: started.elapsed().as_secs_f64(),
         psnr_db: psnr,
+        comparison: options.compare.as_ref().map(|c| c.path.clone()),
     })
 }
 
@@ -302,6 +347,18 @@ mod tests {
         let mse = squared_error(&a, &b) / 300.0;
         assert!((psnr_db(mse) - 48.130_803_608).abs() < 1e-6);
         assert_eq!(psnr_db(0.0), f64::INFINITY);
+    }
+
+    #[test]
+    fn compared_frames_spread_from_first_to_last() {
+        let c = |frames| Compare {
+            path: PathBuf::new(),
+            frames,
+        };
+        assert_eq!(c(4).positions(57), vec![0, 18, 37, 56]);
+        assert_eq!(c(4).positions(2), vec![0, 1]);
+        assert_eq!(c(1).positions(10), vec![0]);
+        assert!(c(3).positions(0).is_empty());
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl InferError {
             InferError::Export(e) => e.is_user_error(),
             InferError::Video(e) => !matches!(
                 e,
-                VideoError::Encode { .. } | VideoError::Internal(_) | VideoError::State { .. }
+                VideoError::Encode { .. }
+                    | VideoError::WriteImage { .. }
+                    | VideoError::Internal(_)
+                    | VideoError::State { .. }
             ),
             InferError::Io { source, .. } => matches!(
                 source.kind(),

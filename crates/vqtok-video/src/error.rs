@@ -72,6 +72,9 @@ pub enum VideoError {
     /// Writing a video failed.
     #[error("{}: cannot write video: {detail}", path.display())]
     Encode { path: PathBuf, detail: String },
+    /// Writing an image (a comparison picture) failed.
+    #[error("{}: cannot write image: {detail}", path.display())]
+    WriteImage { path: PathBuf, detail: String },
     /// A split has no files, or every file was skipped.
     #[error("no usable {split} data: {detail}")]
     NoUsableData { split: &'static str, detail: String },

@@ -9,13 +9,15 @@
 //! - [`Normalizer`]: `normalize`/`unnormalize` as one per-channel affine map shared with the
 //!   trainer and the ONNX graphs.
 //! - [`Geometry`] / [`Fit`]: the exact resize/crop/pad mapping, reused by inference.
-//! - [`VideoWriter`]: RGB24 frames → mp4 (libx264, else MPEG-4).
+//! - [`VideoWriter`]: RGB24 frames → mp4 (libx264, else MPEG-4); [`write_comparison`]:
+//!   originals above reconstructions as a PNG.
 //!
 //! FFmpeg's own log is set to fatal-only on first use: per-file problems are reported once
 //! through [`VideoError`] / the loader's warning line instead of hundreds of decoder lines.
 //! No tch or ort here: everything is exchanged as plain slices.
 
 mod clip;
+mod comparison;
 mod error;
 mod frame;
 mod loader;
@@ -29,6 +31,7 @@ mod spatial;
 mod still;
 mod writer;
 
+pub use comparison::{comparison_image, write_comparison};
 pub use error::{Result, SkipReason, VideoError};
 pub use frame::{Frame, Rotation};
 pub use loader::{

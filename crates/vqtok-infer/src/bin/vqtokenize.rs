@@ -14,8 +14,8 @@ use vqtok_export::runtime::{self, Optimization, Provider, SessionOptions};
 use vqtok_infer::batch::{self, BatchOptions, Job, Outcome, Reporter};
 use vqtok_infer::progress::{Bars, FileProgress, NoProgress, device_description, peak_rss_mb};
 use vqtok_infer::{
-    DEFAULT_MODEL_DIR, DecodeOptions, EncodeOptions, Framing, InferError, MODEL_ENV, Model,
-    OutputSize, Selection, SizeRule, TokenFile, decode_tokens,
+    Compare, DEFAULT_MODEL_DIR, DecodeOptions, EncodeOptions, Framing, InferError, MODEL_ENV,
+    Model, OutputSize, Selection, SizeRule, TokenFile, decode_tokens,
 };
 use vqtok_video::Fit;
 
@@ -23,7 +23,7 @@ const EXAMPLES: &str = "Examples:
   vqtokenize clip.mp4 -m models/f16                  # → clip.vqt.safetensors
   vqtokenize videos/ -o tokens/ --jobs 2 --stride 2  # a folder tree; resumes where it stopped
   vqtokenize list.jsonl -o tokens/ --size source --json
-  vqtokenize decode clip.vqt.safetensors -o recon.mp4 --psnr
+  vqtokenize decode clip.vqt.safetensors -o recon.mp4 --psnr --compare compare.png
   vqtokenize info clip.vqt.safetensors
 
 The model folder is -m, else $VQTOK_MODEL, else ./model.";
@@ -47,7 +47,7 @@ enum Command {
     Encode(EncodeArgs),
     /// A token file → a video (refuses token files of another model).
     #[command(
-        after_help = "Example:\n  vqtokenize decode clip.vqt.safetensors -o recon.mp4 -m models/f16 --psnr"
+        after_help = "Example:\n  vqtokenize decode clip.vqt.safetensors -o recon.mp4 -m models/f16 --psnr --compare compare.png"
     )]
     Decode(DecodeArgs),
     /// Print what a token file holds.
@@ -169,6 +169,12 @@ struct DecodeArgs {
     /// Compare with the source frames the tokens were made from and print the PSNR.
     #[arg(long)]
     psnr: bool,
+    /// Write a PNG of source frames above their reconstructions (needs the source video).
+    #[arg(long, value_name = "PNG")]
+    compare: Option<PathBuf>,
+    /// Frames in the --compare picture, evenly spread over the clip.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64), requires = "compare")]
+    compare_frames: u64,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -443,6 +449,10 @@ fn decode(args: DecodeArgs) -> anyhow::Result<u8> {
         fps: args.fps,
         crf: args.crf,
         psnr: args.psnr,
+        compare: args.compare.as_ref().map(|path| Compare {
+            path: path.clone(),
+            frames: args.compare_frames as usize,
+        }),
     };
     let g = tokens.meta.geometry;
     let bars = Bars::new(
@@ -475,6 +485,12 @@ fn decode(args: DecodeArgs) -> anyhow::Result<u8> {
             d.psnr_db
                 .map_or_else(String::new, |p| format!(", PSNR {p:.2} dB vs the source"))
         );
+        if let Some(c) = &d.comparison {
+            eprintln!(
+                "comparison (source above, reconstruction below): {}",
+                c.display()
+            );
+        }
     }
     if rt.json {
         let summary = json!({
@@ -485,6 +501,7 @@ fn decode(args: DecodeArgs) -> anyhow::Result<u8> {
             "fps": d.fps,
             "seconds": d.seconds,
             "psnr_db": d.psnr_db,
+            "comparison": d.comparison,
             "device": device,
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
