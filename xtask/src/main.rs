@@ -99,19 +99,20 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
-    /// The README's first command: train a tiny tokenizer on real sample clips on the CPU,
-    /// export + verify it, tokenize a held-out clip and decode it back (prints the PSNR).
+    /// The README's first command: train a small tokenizer on real sample clips on the CPU,
+    /// export + verify it, tokenize frames it never saw and decode them back (prints the
+    /// PSNR, writes compare.png).
     #[command(
-        after_help = "Examples:\n  cargo xtask demo                 # ~10 min on 2 cores; files in runs/demo/\n  \
-        cargo xtask demo --steps 300     # longer training, better reconstructions"
+        after_help = "Examples:\n  cargo xtask demo                 # a few minutes on 2 cores; files in runs/demo/\n  \
+        cargo xtask demo --steps 480     # longer training, better reconstructions"
     )]
     Demo {
-        /// Training steps (batch 2 of 2-frame clips at 64²).
-        #[arg(long, default_value_t = 200)]
-        steps: u64,
-        /// libtorch threads: 1 is the safe choice on a shared machine, where two OpenMP
-        /// threads can be several times slower than one.
-        #[arg(long, default_value_t = 1)]
+        /// Training steps (default: configs/demo.json's).
+        #[arg(long)]
+        steps: Option<u64>,
+        /// libtorch threads (default: the CPUs this process may use). On a machine shared
+        /// with other busy processes, 1 can be faster.
+        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, usize::from))]
         threads: usize,
         /// Output folder (run, model, token file, reconstruction).
         #[arg(long, default_value = "runs/demo")]
