@@ -1,0 +1,270 @@
+//! The whole pipeline as a user runs it, binary by binary, on a model that learned
+//! something: generated videos → `vqtok-train train` (taming's two optimizers) →
+//! `vqtok-train reference` → `vqtok-export export --reference` (export + verification
+//! against the tch model) → `vqtokenize` → `vqtokenize decode --psnr --compare`, with a
+//! PSNR floor; plus refusal of the trained model's tokens by an untrained model.
+//!
+//! The binaries belong to other packages (vqtok-train links libtorch), so the test builds
+//! them with cargo in its own profile: a no-op under `cargo test --workspace`, which has
+//! built them already.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vqtok_export::{ExportOptions, RandomWeights, export};
+use vqtok_video::{VideoReader, VideoWriter, WriterOptions, load_image};
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh, empty scratch folder.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Builds the pipeline's binaries in this test's profile; returns their folder.
+fn binaries() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/pipeline-HASH → target/<profile>
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet"])
+        .args(["-p", "vqtok-train", "--bin", "vqtok-train"])
+        .args(["-p", "vqtok-export", "--bin", "vqtok-export"])
+        .args(["-p", "vqtok-infer", "--bin", "vqtokenize"])
+        .current_dir(workspace_root());
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    assert_status(&cmd.output().expect("cannot run cargo"), 0);
+    dir
+}
+
+fn assert_status(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Frame `i` of a moving test pattern: gradients, a bright square moving right, a ripple.
+fn pattern(i: usize, w: usize, h: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let sq = (x + 2 * w - 3 * i % w) % w < w / 4 && y > h / 4 && y < h / 2;
+            let ripple = (((x * x + y * y) as f64).sqrt() * 0.4 - i as f64 * 0.5).sin();
+            let boost = if sq { 80.0 } else { 0.0 };
+            for v in [
+                (x * 255 / w) as f64 + boost,
+                (y * 255 / h) as f64 + boost,
+                128.0 + 90.0 * ripple,
+            ] {
+                out.push(v.clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    out
+}
+
+/// `n` pattern frames of `w × h` at 10 fps starting at pattern frame `offset`.
+fn write_clip(path: &Path, n: usize, w: usize, h: usize, offset: usize) {
+    let opts = WriterOptions {
+        fps: 10.0,
+        crf: 10,
+        ..WriterOptions::default()
+    };
+    let mut writer = VideoWriter::create(path, w, h, &opts).unwrap();
+    for i in 0..n {
+        writer.write(&pattern(i + offset, w, h)).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// configs/taming_tiny.json at 32² (attention at 8²), 100 steps, no LPIPS and no GAN
+/// yet (vqtok-train's own tests exercise both; here they would only cost time).
+fn param_json(dir: &Path, train: &Path, val: &Path) -> PathBuf {
+    let base =
+        vqtok_config::Config::from_path(workspace_root().join("configs/taming_tiny.json")).unwrap();
+    let mut json = base.to_json();
+    let dd = &mut json["model_args"]["ddconfig"];
+    dd["resolution"] = 32.into();
+    dd["attn_resolutions"] = serde_json::json!([8]);
+    let loss = &mut json["model_args"]["lossconfig"]["params"];
+    loss["perceptual_weight"] = 0.0.into();
+    loss["disc_start"] = 100_000.into();
+    let t = &mut json["train_args"];
+    for (k, v) in [
+        ("num_steps", 100),
+        ("val_every", 100),
+        ("checkpoint_every", 100),
+        ("log_every", 50),
+    ] {
+        t[k] = v.into();
+    }
+    let d = &mut json["data_args"];
+    d["train"] = serde_json::json!([train]);
+    d["val"] = serde_json::json!([val]);
+    d["resolution"] = 32.into();
+    d["sequence_length"] = 2.into();
+    d["num_workers"] = 1.into();
+    vqtok_config::Config::parse(&json.to_string()).expect("patched config is valid");
+    let path = dir.join("param.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
+struct Tokenized {
+    psnr: f64,
+    tokens: PathBuf,
+    compare: PathBuf,
+}
+
+/// Tokenizes `video` with `model` and decodes it back with `--psnr --compare`.
+fn round_trip(bins: &Path, model: &Path, video: &Path, dir: &Path, name: &str) -> Tokenized {
+    let vqtokenize = bins.join("vqtokenize");
+    let tokens = dir.join(format!("{name}.vqt.safetensors"));
+    let out = Command::new(&vqtokenize)
+        .arg(video)
+        .arg("-m")
+        .arg(model)
+        .arg("-o")
+        .arg(&tokens)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+    let recon = dir.join(format!("{name}.mp4"));
+    let compare = dir.join(format!("{name}.png"));
+    let out = Command::new(&vqtokenize)
+        .arg("decode")
+        .arg(&tokens)
+        .arg("-m")
+        .arg(model)
+        .arg("-o")
+        .arg(&recon)
+        .args(["--psnr", "--json", "-q", "--compare"])
+        .arg(&compare)
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reader = VideoReader::open(&recon).unwrap();
+    assert_eq!((reader.meta().width, reader.meta().height), (32, 32));
+    assert_eq!(reader.meta().frame_count, 20);
+    assert_eq!(summary["comparison"], serde_json::json!(compare));
+    Tokenized {
+        psnr: summary["psnr_db"].as_f64().unwrap(),
+        tokens,
+        compare,
+    }
+}
+
+#[test]
+fn trained_tiny_model_tokenizes_and_reconstructs_above_a_psnr_floor() {
+    let bins = binaries();
+    let dir = scratch("pipeline");
+    let data = dir.join("train");
+    std::fs::create_dir_all(&data).unwrap();
+    write_clip(&data.join("a.mp4"), 30, 64, 48, 0);
+    write_clip(&data.join("b.mp4"), 30, 48, 64, 7);
+    let val = dir.join("val.mp4");
+    write_clip(&val, 20, 64, 48, 40);
+    let param = param_json(&dir, &data, &val);
+
+    let train = bins.join("vqtok-train");
+    let run = dir.join("run");
+    let out = Command::new(&train)
+        .args(["--threads", "1", "train", "--quiet", "--config"])
+        .arg(&param)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+    let ckpt = run.join("checkpoints/latest");
+    let reference = dir.join("reference.safetensors");
+    let out = Command::new(&train)
+        .args(["--threads", "1", "reference", "--ckpt"])
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+
+    // Export, verified against the tch model (token agreement, decoder error, ΔPSNR).
+    let model = dir.join("model");
+    let out = Command::new(bins.join("vqtok-export"))
+        .arg("export")
+        .arg("--checkpoint")
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(&model)
+        .arg("--reference")
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["verification"]["status"], "passed");
+
+    let trained = round_trip(&bins, &model, &val, &dir, "trained");
+    // The comparison picture: 4 frames of 32² enlarged ×6 (to ≥ 192 px), two rows.
+    let picture = load_image(&trained.compare, 4096).unwrap();
+    assert_eq!(
+        (picture.width, picture.height),
+        (4 * 192 + 5 * 4, 2 * 192 + 3 * 4)
+    );
+
+    // The same architecture untrained, for scale.
+    let untrained = dir.join("untrained");
+    let cfg = vqtok_config::Config::from_path(ckpt.join("param.json")).unwrap();
+    export(
+        &cfg,
+        &mut RandomWeights::new(1),
+        &untrained,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let random = round_trip(&bins, &untrained, &val, &dir, "untrained");
+    eprintln!(
+        "held-out clip: PSNR {:.2} dB trained, {:.2} dB untrained",
+        trained.psnr, random.psnr
+    );
+    // 100 steps reach ~20 dB on this clip; the floor leaves room for other CPUs' float
+    // rounding in training.
+    assert!(
+        trained.psnr >= 17.0,
+        "trained model: PSNR {:.2} dB < 17 dB",
+        trained.psnr
+    );
+    assert!(
+        trained.psnr >= random.psnr + 5.0,
+        "{:.2} vs untrained {:.2} dB",
+        trained.psnr,
+        random.psnr
+    );
+
+    // The untrained model refuses the trained model's tokens.
+    let out = Command::new(bins.join("vqtokenize"))
+        .arg("decode")
+        .arg(&trained.tokens)
+        .arg("-m")
+        .arg(&untrained)
+        .arg("-o")
+        .arg(dir.join("x.mp4"))
+        .output()
+        .unwrap();
+    assert_status(&out, 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("made by model"), "{err}");
+}
