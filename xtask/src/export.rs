@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::{bins, setup, util};
+use vqtok_core::exit::child;
+
+use crate::{bins, setup};
 
 const TRAIN: (&str, &str) = ("vqtok-train", "vqtok-train");
 const EXPORT: (&str, &str) = ("vqtok-export", "vqtok-export");
@@ -35,7 +37,7 @@ pub fn export(
         write_reference(train, &ckpt, &reference)?;
         cmd.arg("--reference").arg(&reference);
     }
-    let result = finish(cmd.status()?, "export");
+    let result = child(cmd.status()?, "export");
     let _ = std::fs::remove_file(&reference);
     result
 }
@@ -56,7 +58,7 @@ pub fn verify(run: &Path, ckpt: Option<&Path>, model: &Path, release: bool) -> R
         .arg("--reference")
         .arg(&reference)
         .status()?;
-    let result = finish(status, "verify");
+    let result = child(status, "verify");
     let _ = std::fs::remove_file(&reference);
     result
 }
@@ -69,13 +71,5 @@ fn write_reference(train: &PathBuf, ckpt: &Path, out: &Path) -> Result<()> {
         .arg("--out")
         .arg(out)
         .status()?;
-    finish(status, "reference")
-}
-
-fn finish(status: std::process::ExitStatus, what: &str) -> Result<()> {
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(2) => Err(util::user_error(format!("{what}: bad input (see above)"))),
-        _ => anyhow::bail!("{what} failed with {status}"),
-    }
+    child(status, "reference")
 }

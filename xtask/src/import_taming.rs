@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::setup;
 use crate::util::{root, user_error, venv_python};
@@ -40,12 +40,5 @@ pub fn run(ckpt: &Path, out: &Path) -> Result<()> {
         .arg(out)
         .status()
         .with_context(|| format!("cannot run {}", script.display()))?;
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(2) => Err(user_error(format!(
-            "{} is not an importable taming checkpoint (see above)",
-            ckpt.display()
-        ))),
-        _ => bail!("{} failed with {status}", script.display()),
-    }
+    vqtok_core::exit::child(status, &format!("importing {}", ckpt.display()))
 }

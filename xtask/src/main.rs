@@ -202,9 +202,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(util::exit_code(&e))
-        }
+        Err(e) => vqtok_core::exit::report(&e, &[]),
     }
 }

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::{bins, setup, util};
+use crate::{bins, setup};
 
 /// Runs `vqtok-train <sub> <args>`; its exit status becomes ours.
 pub fn run(sub: &str, args: &[String], release: bool) -> Result<()> {
@@ -12,11 +12,5 @@ pub fn run(sub: &str, args: &[String], release: bool) -> Result<()> {
         unreachable!()
     };
     let status = bins::command(bin).arg(sub).args(args).status()?;
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(2) => Err(util::user_error(format!(
-            "vqtok-train {sub} rejected its input (see above)"
-        ))),
-        _ => anyhow::bail!("vqtok-train {sub} failed with {status}"),
-    }
+    vqtok_core::exit::child(status, &format!("vqtok-train {sub}"))
 }

@@ -5,31 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// An error caused by the user's input (bad file, missing prerequisite they must
-/// install): the process exits with 2 instead of 1.
-#[derive(Debug)]
-pub struct UserError(pub String);
-
-impl std::fmt::Display for UserError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UserError {}
-
-pub fn user_error(msg: impl Into<String>) -> anyhow::Error {
-    UserError(msg.into()).into()
-}
-
-/// 2 for bad input, 1 for everything else.
-pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|c| c.is::<UserError>()) {
-        2
-    } else {
-        1
-    }
-}
+pub use vqtok_core::exit::user_error;
 
 /// The repository root (the parent of xtask/).
 pub fn root() -> PathBuf {
@@ -83,14 +59,5 @@ pub fn cargo() -> Command {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    vqtok_core::hash::sha256_file(path).with_context(|| format!("cannot read {}", path.display()))
 }

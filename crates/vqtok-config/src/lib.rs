@@ -19,7 +19,7 @@ mod validate;
 use std::path::Path;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use vqtok_core::hash::sha256_hex;
 
 pub use classic::{VqVae2Args, VqVaeArgs};
 pub use data::{DataArgs, Normalize, PixelAffine, ShortVideos};
@@ -140,12 +140,12 @@ impl Config {
     pub fn model_hash(&self) -> String {
         let canonical =
             serde_json::json!({ "family": self.model.family().as_str(), "model_args": self.model });
-        hex(&Sha256::digest(canonical.to_string().as_bytes()))
+        sha256_hex(canonical.to_string().as_bytes())
     }
 
     /// sha256 (hex) of the whole config as written out (every default included).
     pub fn config_hash(&self) -> String {
-        hex(&Sha256::digest(self.to_json().to_string().as_bytes()))
+        sha256_hex(self.to_json().to_string().as_bytes())
     }
 
     /// Square crop size the data pipeline produces.
@@ -260,10 +260,6 @@ pub fn json_diff(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
     walk("", a, b, &mut out);
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

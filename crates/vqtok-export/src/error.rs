@@ -62,24 +62,10 @@ pub enum ExportError {
     Runtime(String),
 }
 
-impl ExportError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ExportError::Io {
-            path: path.into(),
-            source,
-        }
-    }
-
-    pub(crate) fn bad_input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        ExportError::BadInput {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-
-    /// True when the user's input (files, config, weights) is at fault rather than the
-    /// program or the runtime: binaries exit 2 for these and 1 for the rest.
-    pub fn is_user_error(&self) -> bool {
+impl vqtok_core::exit::Blame for ExportError {
+    /// The user's input (files, config, weights) is at fault rather than the program or
+    /// the runtime.
+    fn is_user_error(&self) -> bool {
         match self {
             ExportError::Io { source, .. } => matches!(
                 source.kind(),
@@ -93,6 +79,22 @@ impl ExportError {
             | ExportError::Unsupported(_)
             | ExportError::BadInput { .. } => true,
             ExportError::Runtime(_) => false,
+        }
+    }
+}
+
+impl ExportError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ExportError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn bad_input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        ExportError::BadInput {
+            path: path.into(),
+            message: message.into(),
         }
     }
 }

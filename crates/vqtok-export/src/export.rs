@@ -5,11 +5,13 @@ use std::path::Path;
 
 use vqtok_config::Config;
 
+use vqtok_core::hash::sha256_hex;
+
 use crate::error::{ExportError, Result};
 use crate::graphs::{GraphKind, build_graph, indices_name};
 use crate::manifest::{
     CODEBOOK_FILE, FORMAT_VERSION, FileInfo, GraphInfo, IoInfo, LevelInfo, Manifest, Normalization,
-    Verification, sha256_hex,
+    Verification,
 };
 use crate::nn::{DECODE_FORMULA, ENCODE_FORMULA, PixelIo};
 use crate::onnx::{IR_VERSION, OPSET, write_model};

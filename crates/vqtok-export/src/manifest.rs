@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use vqtok_core::hash::sha256_file;
 
 use crate::error::{ExportError, Result};
 use crate::nn::PixelIo;
@@ -104,13 +104,6 @@ pub struct Manifest {
     pub verification: Verification,
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 impl Manifest {
     pub fn load(model_dir: &Path) -> Result<Manifest> {
         let path = model_dir.join(MANIFEST_FILE);
@@ -132,15 +125,15 @@ impl Manifest {
     pub fn save(&self, model_dir: &Path) -> Result<()> {
         let path = model_dir.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(self).expect("a manifest always serialises");
-        std::fs::write(&path, text + "\n").map_err(|e| ExportError::io(&path, e))
+        vqtok_core::fs::write_atomic(&path, (text + "\n").as_bytes())
+            .map_err(|e| ExportError::io(&path, e))
     }
 
     /// Re-hashes every listed file; names the first one that is missing or changed.
     pub fn check_files(&self, model_dir: &Path) -> Result<()> {
         for (name, info) in &self.files {
             let path = model_dir.join(name);
-            let bytes = std::fs::read(&path).map_err(|e| ExportError::io(&path, e))?;
-            let sha = sha256_hex(&bytes);
+            let sha = sha256_file(&path).map_err(|e| ExportError::io(&path, e))?;
             if sha != info.sha256 {
                 return Err(ExportError::bad_input(
                     &path,

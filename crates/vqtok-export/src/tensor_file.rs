@@ -178,5 +178,5 @@ pub fn write_tensors(path: &Path, tensors: &[(String, RawTensor)]) -> Result<()>
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-    std::fs::write(path, bytes).map_err(|e| ExportError::io(path, e))
+    vqtok_core::fs::write_atomic(path, &bytes).map_err(|e| ExportError::io(path, e))
 }

@@ -31,7 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ExportError, Result};
 use crate::graphs::{FRAMES, IMAGES};
-use crate::manifest::{Manifest, sha256_hex};
+use vqtok_core::hash::sha256_hex;
+use vqtok_core::psnr::psnr_db;
+
+use crate::manifest::Manifest;
 use crate::nn::PixelIo;
 use crate::runtime::{Input, Output, Session, SessionOptions};
 use crate::tensor_file::TensorFile;
@@ -137,11 +140,7 @@ fn psnr(target: &[f64], value: &[f64]) -> f64 {
         .map(|(a, b)| (a - b) * (a - b))
         .sum::<f64>()
         / target.len().max(1) as f64;
-    if mse <= 0.0 {
-        200.0
-    } else {
-        (10.0 * (255.0f64 * 255.0 / mse).log10()).min(200.0)
-    }
+    psnr_db(mse).min(200.0)
 }
 
 /// Normalised NCHW floats → [0, 255], clamped.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use common::*;
 use vqtok_config::Config;
+use vqtok_core::exit::Blame;
 use vqtok_export::runtime::Input;
 use vqtok_export::{
     CheckpointWeights, ExportError, ExportOptions, GraphKind, Manifest, RandomWeights, export,

@@ -15,6 +15,7 @@ use crate::error::{InferError, Result};
 use crate::model::Model;
 use crate::progress::FileProgress;
 use crate::tokens::{TOKEN_SUFFIX, TokenFile, remove_stale_partials};
+use vqtok_core::exit::Blame;
 
 /// Extensions picked up when a directory or glob is given (explicit files are taken
 /// whatever their extension).

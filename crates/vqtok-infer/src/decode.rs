@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
+use vqtok_core::psnr::{psnr_db, squared_error_u8};
 use vqtok_export::runtime::{Input, Output, Session};
 use vqtok_video::{Frame, FrameSelect, OpenOptions, VideoReader, VideoWriter, WriterOptions};
 
@@ -103,26 +104,6 @@ pub fn check_model(model: &Model, tokens: &TokenFile, token_path: &Path) -> Resu
         });
     }
     Ok(())
-}
-
-/// Sum of squared errors between u8 buffers.
-fn squared_error(a: &[u8], b: &[u8]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| {
-            let d = x as f64 - y as f64;
-            d * d
-        })
-        .sum()
-}
-
-/// PSNR in dB of a mean squared error on 0…255 values (∞ when identical).
-pub fn psnr_db(mse: f64) -> f64 {
-    if mse <= 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
 }
 
 /// Opens the source of `tokens` and checks it still has the recorded size.
@@ -277,7 +258,7 @@ pub fn decode_tokens(
                             ));
                         }
                         let original = g.place(&tf.frame)?;
-                        sse += squared_error(data, &original.data);
+                        sse += squared_error_u8(data, &original.data);
                         if shown.contains(&(t + k)) {
                             pairs.push((original, Frame::new(mw, mh, data.to_vec())?));
                         }
@@ -338,16 +319,6 @@ fn to_source_size(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn psnr_of_known_errors() {
-        // Every value off by 1: MSE 1 → 20·log10(255) = 48.13 dB.
-        let a = vec![10u8; 300];
-        let b = vec![11u8; 300];
-        let mse = squared_error(&a, &b) / 300.0;
-        assert!((psnr_db(mse) - 48.130_803_608).abs() < 1e-6);
-        assert_eq!(psnr_db(0.0), f64::INFINITY);
-    }
 
     #[test]
     fn compared_frames_spread_from_first_to_last() {

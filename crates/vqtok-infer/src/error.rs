@@ -1,8 +1,9 @@
 //! What can go wrong while tokenizing. Every variant names the file or option at fault,
-//! and [`InferError::is_user_error`] decides the exit status (2: fix your input, 1: ours).
+//! and its [`Blame`] decides the exit status (2: fix your input, 1: ours).
 
 use std::path::PathBuf;
 
+use vqtok_core::exit::Blame;
 use vqtok_export::ExportError;
 use vqtok_video::VideoError;
 
@@ -69,19 +70,14 @@ impl InferError {
             message: message.into(),
         }
     }
+}
 
-    /// True when the user's input (files, options, model folder) is at fault: binaries
-    /// exit 2 for these and 1 for the rest.
-    pub fn is_user_error(&self) -> bool {
+impl Blame for InferError {
+    /// The user's input (files, options, model folder) is at fault.
+    fn is_user_error(&self) -> bool {
         match self {
             InferError::Export(e) => e.is_user_error(),
-            InferError::Video(e) => !matches!(
-                e,
-                VideoError::Encode { .. }
-                    | VideoError::WriteImage { .. }
-                    | VideoError::Internal(_)
-                    | VideoError::State { .. }
-            ),
+            InferError::Video(e) => e.is_user_error(),
             InferError::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied

@@ -19,9 +19,7 @@ pub mod progress;
 mod token_writer;
 pub mod tokens;
 
-pub use decode::{
-    Compare, DecodeOptions, Decoded, OutputSize, check_model, decode_tokens, psnr_db,
-};
+pub use decode::{Compare, DecodeOptions, Decoded, OutputSize, check_model, decode_tokens};
 pub use encode::{EncodeOptions, Encoded, QUEUE_BATCHES, Selection, encode_video, source_info};
 pub use error::{InferError, Result};
 pub use framing::{Framing, SizeRule, source_region};

@@ -11,8 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use vqtok_config::Config;
+use vqtok_core::hash::{sha256_file, sha256_hex};
 use vqtok_export::runtime::{Session, SessionOptions};
 use vqtok_export::{LevelInfo, MANIFEST_FILE, Manifest};
 
@@ -53,10 +53,6 @@ pub struct Model {
     id: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Model {
     /// Reads `dir/manifest.json` and the config inside it.
     pub fn open(dir: &Path) -> Result<Model> {
@@ -93,7 +89,7 @@ impl Model {
             return Err(InferError::bad_input(&manifest_path, "no codebook levels"));
         }
         lines.sort();
-        let id = hex(&Sha256::digest(lines.concat().as_bytes()));
+        let id = sha256_hex(lines.concat().as_bytes());
         Ok(Model {
             dir: dir.to_path_buf(),
             manifest,
@@ -173,12 +169,7 @@ impl Model {
         let g = &self.manifest.graphs[key];
         for file in std::iter::once(&g.file).chain(g.external_data.as_ref()) {
             let path = self.dir.join(file);
-            // Streamed: a seed-sized decoder is ~170 MB.
-            let mut hasher = Sha256::new();
-            std::fs::File::open(&path)
-                .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
-                .map_err(|e| InferError::io(&path, e))?;
-            let sha = hex(&hasher.finalize());
+            let sha = sha256_file(&path).map_err(|e| InferError::io(&path, e))?;
             if sha != self.manifest.files[file].sha256 {
                 return Err(InferError::bad_input(
                     &path,

@@ -8,9 +8,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use vqtok_core::fs::{create_new, partial_path, write_atomic_with};
+
 use crate::error::{InferError, Result};
 use crate::model::IndexDtype;
-use crate::tokens::{LevelGrid, TokenMeta, encode_indices, header, partial_path};
+use crate::tokens::{LevelGrid, TokenMeta, create_parent, encode_indices, header};
 
 /// One level's spill.
 struct Spill {
@@ -30,13 +32,11 @@ pub struct TokenWriter {
 impl TokenWriter {
     /// Starts `path` for grids `levels` (their height/width; frames are counted).
     pub fn create(path: &Path, levels: Vec<LevelGrid>, dtype: IndexDtype) -> Result<TokenWriter> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| InferError::io(dir, e))?;
-        }
+        create_parent(path)?;
         let mut spills = Vec::with_capacity(levels.len());
         for (k, grid) in levels.into_iter().enumerate() {
             let spill = partial_path(path, &format!(".L{k}"));
-            let file = File::create(&spill).map_err(|e| InferError::io(&spill, e))?;
+            let file = create_new(&spill).map_err(|e| InferError::io(&spill, e))?;
             spills.push(Spill {
                 grid,
                 path: spill,
@@ -116,24 +116,16 @@ impl TokenWriter {
                 )
             })
             .collect();
-        let tmp = partial_path(&self.path, "");
-        let written = (|| -> std::io::Result<()> {
-            let mut out = BufWriter::new(File::create(&tmp)?);
+        let levels = &mut self.levels;
+        write_atomic_with(&self.path, |out| {
             out.write_all(&header(meta, &shapes))?;
-            for spill in &mut self.levels {
+            for spill in levels.iter_mut() {
                 spill.file.flush()?;
-                let mut data = File::open(&spill.path)?;
-                std::io::copy(&mut data, &mut out)?;
+                std::io::copy(&mut File::open(&spill.path)?, out)?;
             }
-            let out = out.into_inner().map_err(|e| e.into_error())?;
-            out.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(InferError::io(&self.path, e));
-        }
-        Ok(())
+            Ok(())
+        })
+        .map_err(|e| InferError::io(&self.path, e))
     }
 }
 

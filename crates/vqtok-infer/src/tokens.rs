@@ -21,8 +21,7 @@
 //! a partial file under the final name.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
 use serde::de::DeserializeOwned;
@@ -336,10 +335,11 @@ impl TokenFile {
         out
     }
 
-    /// Writes `path` atomically: a hidden sibling, synced, then renamed over `path`.
+    /// Writes `path` atomically (`vqtok_core::fs::write_atomic`).
     pub fn save(&self, path: &Path) -> Result<()> {
         self.validate(path)?;
-        write_atomic(path, &self.to_bytes())
+        create_parent(path)?;
+        vqtok_core::fs::write_atomic(path, &self.to_bytes()).map_err(|e| InferError::io(path, e))
     }
 
     /// Reads and checks a token file (format, completeness, shapes, index range).
@@ -401,15 +401,6 @@ impl TokenFile {
     }
 }
 
-/// A hidden sibling of `path` this process writes through:
-/// `.NAME.partial-PID` plus `suffix` (`.L0`, … for the writer's per-level spills).
-pub(crate) fn partial_path(path: &Path, suffix: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "tokens".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.partial-{}{suffix}", std::process::id()))
-}
-
 /// Whether process `pid` is running (Linux: /proc/PID exists).
 fn process_alive(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
@@ -433,7 +424,8 @@ pub fn remove_stale_partials(path: &Path) {
             let Some(rest) = name.strip_prefix(&prefix) else {
                 continue;
             };
-            let pid = rest.split('.').next().unwrap_or(rest);
+            // `vqtok_core::fs::partial_path` names start with the writer's pid.
+            let pid = rest.split(['-', '.']).next().unwrap_or(rest);
             let stale = match pid.parse::<u32>() {
                 Ok(pid) => pid == std::process::id() || !process_alive(pid),
                 Err(_) => false,
@@ -445,26 +437,18 @@ pub fn remove_stale_partials(path: &Path) {
     }
 }
 
-/// Writes `bytes` to a hidden sibling of `path`, syncs it and renames it into place.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| InferError::io(dir, e))?;
+/// Creates the folder `path` will be written into.
+pub(crate) fn create_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| InferError::io(dir, e)),
+        None => Ok(()),
     }
-    let tmp = partial_path(path, "");
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        InferError::io(path, e)
-    })
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use vqtok_core::exit::Blame;
+
     use super::*;
 
     pub(crate) fn sample(dtype: IndexDtype, codebook: usize) -> TokenFile {
@@ -590,7 +574,7 @@ pub(crate) mod tests {
         let path = dir.path().join("a.vqt.safetensors");
         // A pid that cannot be running (above Linux's pid_max of 2^22).
         let dead = ".a.vqt.safetensors.partial-4999999";
-        let dead_spill = ".a.vqt.safetensors.partial-4999999.L0";
+        let dead_spill = ".a.vqt.safetensors.partial-4999999-host-00ff00ff00ff00ff.L0";
         // PID 1 always runs: a live writer's file stays.
         let live = ".a.vqt.safetensors.partial-1";
         let other = ".b.vqt.safetensors.partial-4999999";

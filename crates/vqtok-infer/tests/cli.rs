@@ -68,13 +68,10 @@ fn reference_psnr(model: &Path, video: &Path, tokens: &TokenFile) -> f64 {
         let Output::U8(frame) = &out[0].1 else {
             panic!("u8 frames")
         };
-        for (a, b) in frame.data.iter().zip(src) {
-            let d = *a as f64 - *b as f64;
-            sse += d * d;
-        }
+        sse += vqtok_core::psnr::squared_error_u8(&frame.data, src);
         n += src.len();
     }
-    vqtok_infer::psnr_db(sse / n as f64)
+    vqtok_core::psnr::psnr_db(sse / n as f64)
 }
 
 #[test]

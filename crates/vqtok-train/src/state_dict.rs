@@ -173,8 +173,8 @@ pub fn load_state_dict(
 
 /// Writes the variables of every `(prefix, store)` as one safetensors file, keys
 /// `prefix + name` (e.g. `("", &autoencoder)`, `("loss.discriminator.", &disc)` gives
-/// taming's layout). Tensors are written as stored (dtype included), from the host. The
-/// file is written beside `path` and renamed over it, so a crash never leaves half a
+/// taming's layout). Tensors are written as stored (dtype included), from the host, and
+/// the file is published atomically (`vqtok_core::fs`), so a crash never leaves half a
 /// checkpoint. Returns the number of tensors.
 pub fn save_state_dict(
     path: impl AsRef<Path>,
@@ -199,12 +199,13 @@ pub fn save_state_dict(
             named.insert(key, host);
         }
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
+    let tmp = vqtok_core::fs::partial_path(path, "");
     let list: Vec<(&String, &Tensor)> = named.iter().collect();
-    Tensor::write_safetensors(&list, &tmp).map_err(|e| write_err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))?;
+    if let Err(e) = Tensor::write_safetensors(&list, &tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(write_err(e.to_string()));
+    }
+    vqtok_core::fs::publish(&tmp, path).map_err(|e| write_err(e.to_string()))?;
     Ok(named.len())
 }
 

@@ -53,8 +53,8 @@ pub fn comparison_image(pairs: &[(Frame, Frame)]) -> Result<Frame> {
     Ok(out)
 }
 
-/// Writes [`comparison_image`] as a PNG at `path` (beside it first, then renamed, so a
-/// crash never leaves half a picture).
+/// Writes [`comparison_image`] as a PNG at `path` (atomically: a crash never leaves half a
+/// picture).
 pub fn write_comparison(path: &Path, pairs: &[(Frame, Frame)]) -> Result<()> {
     let image = comparison_image(pairs)?;
     let fail = |detail: String| VideoError::WriteImage {
@@ -70,11 +70,7 @@ pub fn write_comparison(path: &Path, pairs: &[(Frame, Frame)]) -> Result<()> {
         image::ExtendedColorType::Rgb8,
     )
     .map_err(|e| fail(e.to_string()))?;
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    std::fs::write(&partial, &png)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|e| fail(e.to_string()))
+    vqtok_core::fs::write_atomic(path, &png).map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]
@@ -115,6 +111,10 @@ mod tests {
         let back = crate::load_image(&path, 4096).unwrap();
         assert_eq!((back.width, back.height), (200 + 2 * GAP, 400 + 3 * GAP));
         assert_eq!(back.pixel(GAP, GAP), [10, 20, 30]);
-        assert!(!dir.path().join("compare.png.partial").exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no partial file"
+        );
     }
 }

@@ -86,6 +86,20 @@ pub enum VideoError {
     Internal(String),
 }
 
+impl vqtok_core::exit::Blame for VideoError {
+    /// A file, source, manifest, option or dataset of the user's is at fault; writing
+    /// output, a dead worker or a loader state mismatch are failures.
+    fn is_user_error(&self) -> bool {
+        !matches!(
+            self,
+            VideoError::Encode { .. }
+                | VideoError::WriteImage { .. }
+                | VideoError::Internal(_)
+                | VideoError::State { .. }
+        )
+    }
+}
+
 impl VideoError {
     pub(crate) fn file(
         path: impl Into<PathBuf>,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use vqtok_core::exit;
 use vqtok_export::runtime::{self, SessionOptions};
 use vqtok_export::{Checkpoint, ExportError, ExportOptions, VerifyOptions, VerifyReport};
 
@@ -178,14 +179,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let user = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<ExportError>())
-                .is_some_and(ExportError::is_user_error);
-            ExitCode::from(if user { 2 } else { 1 })
-        }
+        Ok(false) => ExitCode::from(exit::FAILURE),
+        Err(e) => exit::report(&e, &[exit::blame::<ExportError>]),
     }
 }

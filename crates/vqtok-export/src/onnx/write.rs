@@ -1,11 +1,10 @@
 //! Serialising a model, moving its weights to an external-data file when the single
 //! protobuf message would come near protobuf's 2 GiB limit.
 
-use std::io::Write;
 use std::path::Path;
 
 use prost::Message;
-use sha2::{Digest, Sha256};
+use vqtok_core::hash::sha256_hex;
 
 use super::proto::{ModelProto, StringStringEntryProto, tensor_proto::DataLocation};
 use crate::error::{ExportError, Result};
@@ -26,20 +25,14 @@ pub struct WrittenFile {
     pub sha256: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes `bytes` to `dir/name` and returns its record.
+/// Writes `bytes` to `dir/name` (atomically) and returns its record.
 pub(crate) fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<WrittenFile> {
     let path = dir.join(name);
-    let mut f = std::fs::File::create(&path).map_err(|e| ExportError::io(&path, e))?;
-    f.write_all(bytes).map_err(|e| ExportError::io(&path, e))?;
-    f.sync_all().map_err(|e| ExportError::io(&path, e))?;
+    vqtok_core::fs::write_atomic(&path, bytes).map_err(|e| ExportError::io(&path, e))?;
     Ok(WrittenFile {
         name: name.to_string(),
         bytes: bytes.len() as u64,
-        sha256: hex(&Sha256::digest(bytes)),
+        sha256: sha256_hex(bytes),
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
+use vqtok_core::exit;
 use vqtok_export::runtime::{self, Optimization, Provider, SessionOptions};
 use vqtok_infer::batch::{self, BatchOptions, Job, Outcome, Reporter};
 use vqtok_infer::progress::{Bars, FileProgress, NoProgress, device_description, peak_rss_mb};
@@ -593,20 +594,6 @@ fn info(args: InfoArgs) -> anyhow::Result<u8> {
 
 /// The error and its causes, skipping causes the message above already quotes (our
 /// errors embed their source's text).
-fn message(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
-}
-
 fn main() -> ExitCode {
     // SAFETY: first statement of main, before any thread exists. The onnxruntime 1.31
     // wheel otherwise writes a telemetry database under ~/.cache.
@@ -619,15 +606,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {}", message(&e));
-            let user = e.chain().any(|c| {
-                c.downcast_ref::<InferError>()
-                    .is_some_and(InferError::is_user_error)
-                    || c.downcast_ref::<vqtok_export::ExportError>()
-                        .is_some_and(vqtok_export::ExportError::is_user_error)
-            });
-            ExitCode::from(if user { 2 } else { 1 })
-        }
+        Err(e) => exit::report(
+            &e,
+            &[
+                exit::blame::<InferError>,
+                exit::blame::<vqtok_export::ExportError>,
+            ],
+        ),
     }
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
+use vqtok_core::exit;
 use vqtok_train::loss::{LossCalculator, LossOptions, Lpips, Split, lpips_weights_path};
 use vqtok_train::model::create_model;
 use vqtok_train::state_dict::{LoadOptions, load_state_dict};
@@ -118,13 +119,7 @@ fn main() -> ExitCode {
     }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let user = e
-                .downcast_ref::<TrainError>()
-                .is_some_and(TrainError::is_user_error);
-            ExitCode::from(if user { 2 } else { 1 })
-        }
+        Err(e) => exit::report(&e, &[exit::blame::<TrainError>]),
     }
 }
 

@@ -43,9 +43,9 @@ pub enum LossError {
     Torch(#[from] tch::TchError),
 }
 
-impl LossError {
-    /// Problems the user fixes by changing the config or running setup (exit 2).
-    pub fn is_user_error(&self) -> bool {
+impl vqtok_core::exit::Blame for LossError {
+    /// Problems the user fixes by changing the config or running setup.
+    fn is_user_error(&self) -> bool {
         matches!(
             self,
             LossError::LpipsWeightsMissing(_)
@@ -53,7 +53,9 @@ impl LossError {
                 | LossError::Config { .. }
         )
     }
+}
 
+impl LossError {
     pub(crate) fn weights(source: &str, key: &str, message: impl Into<String>) -> Self {
         LossError::Weights {
             source_name: source.to_string(),

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use vqtok_core::exit::Blame;
+
 use crate::loss::LossError;
 use crate::model::ModelError;
 use crate::state_dict::StateDictError;
@@ -43,9 +45,9 @@ pub enum TrainError {
     Diverged { steps: u32, at: u64 },
 }
 
-impl TrainError {
-    /// Errors the user can fix by changing what they passed: exit status 2.
-    pub fn is_user_error(&self) -> bool {
+impl Blame for TrainError {
+    /// Errors the user can fix by changing what they passed.
+    fn is_user_error(&self) -> bool {
         match self {
             TrainError::Usage(_) | TrainError::Data(_) | TrainError::ResumeMismatch { .. } => true,
             TrainError::Model(ModelError::Config { .. }) => true,
@@ -54,7 +56,9 @@ impl TrainError {
             _ => false,
         }
     }
+}
 
+impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.into();
         move |source| TrainError::Io { path, source }

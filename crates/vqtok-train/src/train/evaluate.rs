@@ -3,13 +3,14 @@
 //! table for any checkpoint.
 
 use tch::Kind;
+use vqtok_core::psnr::psnr_db;
 
 use crate::loss::{LossCalculator, Lpips, Split, TraditionalCalculator, VqLpipsWithDiscriminator};
 use crate::model::{CodebookUsage, VqModel};
 use crate::train::data::DataSource;
 use crate::train::error::TrainError;
 use crate::train::pixels::{PixelNorm, comparison_grid};
-use crate::train::quality::{psnr, ssim};
+use crate::train::quality::{mse, ssim};
 
 /// The loss a run trains with, as the trainer holds it.
 pub enum LossPath {
@@ -77,6 +78,7 @@ pub fn evaluate(
     };
     let mut usage: Vec<CodebookUsage> = Vec::new();
     let mut frames = 0usize;
+    let mut squared_error = 0.0;
     let mut grid = None;
     let mut batches = 0;
     while batches < max_batches {
@@ -130,7 +132,9 @@ pub fn evaluate(
         }
         let px_in = norm.to_pixels(&x);
         let px_out = norm.to_pixels(&out.recon);
-        add("val/psnr", psnr(&px_in, &px_out), n);
+        // PSNR of the pooled squared error (every frame has the same size), not a mean
+        // of per-batch PSNRs, which would overweight the easy batches.
+        squared_error += mse(&px_in, &px_out) * n;
         add("val/ssim", ssim(&px_in, &px_out), n);
         if let Some(lpips) = lpips {
             // LPIPS takes [-1, 1] RGB whatever the model's normalisation.
@@ -158,13 +162,22 @@ pub fn evaluate(
         .into_iter()
         .map(|(k, s)| (k, s / frames as f64))
         .collect();
+    let at = values
+        .iter()
+        .position(|(k, _)| k == "val/ssim")
+        .unwrap_or(values.len());
+    values.insert(
+        at,
+        ("val/psnr".into(), psnr_db(squared_error / frames as f64)),
+    );
     for ((name, _), u) in levels.iter().zip(&usage) {
         let key = if levels.len() == 1 {
             "val/codebook_usage".to_string()
         } else {
             format!("val/codebook_usage/{name}")
         };
-        values.push((key, u.usage()));
+        // Percent, as train/codebook_usage.
+        values.push((key, 100.0 * u.usage()));
     }
     Ok(EvalReport {
         step,

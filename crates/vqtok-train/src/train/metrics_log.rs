@@ -26,12 +26,8 @@ impl MetricsLog {
                         .is_some_and(|s| s <= step)
                 })
                 .collect();
-            let tmp = run_dir.join("metrics.jsonl.tmp");
-            std::fs::write(
-                &tmp,
-                kept.iter().map(|l| format!("{l}\n")).collect::<String>(),
-            )?;
-            std::fs::rename(&tmp, &path)?;
+            let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+            vqtok_core::fs::write_atomic(&path, text.as_bytes())?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(MetricsLog { file })
