@@ -78,16 +78,35 @@ pub fn load_state_dict(
     opts: &LoadOptions,
 ) -> Result<LoadReport, StateDictError> {
     let path = path.as_ref();
-    let read_err = |message: String| StateDictError::Read {
+    if !path.is_file() {
+        return Err(StateDictError::Read {
+            file: path.to_path_buf(),
+            message: "no such file".into(),
+        });
+    }
+    let tensors = Tensor::read_safetensors(path).map_err(|e| StateDictError::Read {
         file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let named: HashMap<String, Tensor> = tensors.into_iter().collect();
+    load_named(vs, &named, path, opts)
+}
+
+/// Loads named tensors already in memory (a checkpoint read once for several stores)
+/// into `vs`, with the same matching and checks as [`load_state_dict`]; `source` names
+/// the file they came from in errors.
+pub fn load_named(
+    vs: &VarStore,
+    tensors: &HashMap<String, Tensor>,
+    source: &Path,
+    opts: &LoadOptions,
+) -> Result<LoadReport, StateDictError> {
+    let read_err = |message: String| StateDictError::Read {
+        file: source.to_path_buf(),
         message,
     };
-    if !path.is_file() {
-        return Err(read_err("no such file".into()));
-    }
-    let tensors = Tensor::read_safetensors(path).map_err(|e| read_err(e.to_string()))?;
     let mut skipped = 0;
-    let mut file: HashMap<String, Tensor> = HashMap::with_capacity(tensors.len());
+    let mut file: HashMap<&str, &Tensor> = HashMap::with_capacity(tensors.len());
     for (name, tensor) in tensors {
         if opts
             .ignore_prefixes
@@ -98,10 +117,10 @@ pub fn load_state_dict(
             continue;
         }
         let key = match &opts.select_prefix {
-            None => name,
+            None => name.as_str(),
             Some(prefix) => match name.strip_prefix(prefix.as_str()) {
-                Some(rest) if opts.strip_prefix => rest.to_string(),
-                Some(_) => name,
+                Some(rest) if opts.strip_prefix => rest,
+                Some(_) => name.as_str(),
                 None => {
                     skipped += 1;
                     continue;
@@ -114,17 +133,19 @@ pub fn load_state_dict(
     let vars = vs.variables();
     let mut missing: Vec<String> = vars
         .keys()
-        .filter(|k| !file.contains_key(*k))
+        .filter(|k| !file.contains_key(k.as_str()))
         .cloned()
         .collect();
     let mut unexpected: Vec<String> = file
         .keys()
-        .filter(|k| !vars.contains_key(*k))
-        .cloned()
+        .filter(|k| !vars.contains_key(**k))
+        .map(|k| k.to_string())
         .collect();
     let mut conflicts = Vec::new();
     for (name, var) in &vars {
-        let Some(src) = file.get(name) else { continue };
+        let Some(src) = file.get(name.as_str()) else {
+            continue;
+        };
         if src.size() != var.size() {
             conflicts.push(format!(
                 "{name}: shape {:?} in the file, {:?} in the model",
@@ -144,7 +165,7 @@ pub fn load_state_dict(
     conflicts.sort();
     if !conflicts.is_empty() || (opts.strict && !(missing.is_empty() && unexpected.is_empty())) {
         return Err(StateDictError::Mismatch {
-            file: path.to_path_buf(),
+            file: source.to_path_buf(),
             missing,
             unexpected,
             conflicts,
@@ -154,7 +175,7 @@ pub fn load_state_dict(
     let mut loaded = 0;
     tch::no_grad(|| -> Result<(), StateDictError> {
         for (name, var) in &vars {
-            if let Some(src) = file.get(name) {
+            if let Some(src) = file.get(name.as_str()) {
                 var.shallow_clone()
                     .f_copy_(src)
                     .map_err(|e| read_err(format!("{name}: {e}")))?;

@@ -1,16 +1,21 @@
-//! The seed's LossCalculator: path selection, the traditional path on a real VQ-VAE
-//! (the discriminator moves exactly on its steps) and its checkpoint round trip.
+//! The seed's LossCalculator: path selection, one discriminator owner on both paths (it
+//! moves exactly on its steps, with its own Adam), the traditional path's balanced GAN
+//! term, and the discriminator's checkpoint round trip.
 
 mod loss_support;
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use loss_support::{lpips_weights, taming_tiny};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
-use vqtok_train::loss::{LossCalculator, LossError, LossOptions, Split, TraditionalCalculator};
-use vqtok_train::model::{VqModel, create_model};
+use vqtok_train::loss::{
+    GeneratorOutput, LossCalculator, LossError, LossOptions, Reconstruction, Split, Update,
+    UpdateSettings,
+};
+use vqtok_train::model::{ModelOutput, VqModel, create_model};
 use vqtok_train::optim::{Adam, AdamConfig};
 
 const VQVAE: &str = r#"{
@@ -24,6 +29,11 @@ const VQVAE: &str = r#"{
   }
 }"#;
 
+const SETTINGS: UpdateSettings = UpdateSettings {
+    lr: 1e-3,
+    grad_clip: None,
+};
+
 fn opts() -> LossOptions {
     LossOptions::new(Device::Cpu)
 }
@@ -35,15 +45,18 @@ fn build(config: &Config) -> (VarStore, Box<dyn VqModel>) {
     (vs, model)
 }
 
-fn traditional(config: &Config, model: &dyn VqModel) -> TraditionalCalculator {
-    match LossCalculator::new(config, model, &opts()).unwrap() {
-        LossCalculator::Traditional(t) => t,
-        LossCalculator::Taming { .. } => panic!("a VqVae config must take the traditional path"),
-    }
-}
-
-fn disc_state(t: &TraditionalCalculator) -> Vec<(String, Tensor)> {
-    t.discriminator().unwrap().state()
+/// Copies of every discriminator variable, sorted by name.
+fn disc_state(c: &LossCalculator) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = c
+        .discriminator()
+        .unwrap()
+        .var_store()
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.copy()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
 }
 
 fn same(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
@@ -57,29 +70,44 @@ fn batch() -> Tensor {
     Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0
 }
 
-/// One training step as the trainer runs it; returns whether D was updated.
+fn generator(
+    c: &LossCalculator,
+    model: &dyn VqModel,
+    x: &Tensor,
+    out: &ModelOutput,
+    step: u64,
+) -> GeneratorOutput {
+    let last = model.last_layer();
+    let r = Reconstruction {
+        inputs: x,
+        recon: &out.recon,
+        vq_loss: &out.vq_loss,
+        last_layer: &last,
+    };
+    c.generator_step(&r, step, Split::Train).unwrap()
+}
+
+/// One training step as the trainer runs it; returns what the discriminator did.
 fn train_step(
-    t: &mut TraditionalCalculator,
+    c: &mut LossCalculator,
     model: &dyn VqModel,
     opt: &mut Adam,
     x: &Tensor,
     step: u64,
-) -> bool {
+) -> Update {
     let out = model.forward_t(x, true).unwrap();
-    let loss = t
-        .compute_total_loss(
-            x,
-            &out.recon,
-            &out.vq_loss,
-            &model.last_layer(),
-            step,
-            Split::Train,
-        )
-        .unwrap();
+    let g = generator(c, model, x, &out, step);
     opt.zero_grad();
-    loss.backward_loss.as_ref().unwrap().backward();
+    g.backward_loss.as_ref().unwrap().backward();
     opt.step();
-    t.step_discriminator(&loss, step).unwrap().is_some()
+    let last = model.last_layer();
+    let r = Reconstruction {
+        inputs: x,
+        recon: &out.recon,
+        vq_loss: &out.vq_loss,
+        last_layer: &last,
+    };
+    c.discriminator_step(&r, step, &SETTINGS).unwrap()
 }
 
 #[test]
@@ -87,7 +115,7 @@ fn discriminator_moves_exactly_on_its_steps() {
     tch::manual_seed(1);
     let config = Config::parse(VQVAE).unwrap();
     let (_vs, model) = build(&config);
-    let mut t = traditional(&config, model.as_ref());
+    let mut c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
     let mut opt = Adam::new(
         model.trainable_vars(),
         AdamConfig::from_train_args(&config.train),
@@ -95,12 +123,12 @@ fn discriminator_moves_exactly_on_its_steps() {
     let x = batch();
     // disc_start 2, every 2 steps: D updates at 2, 4, 6.
     for step in 0..7u64 {
-        let before = disc_state(&t);
-        let stepped = train_step(&mut t, model.as_ref(), &mut opt, &x, step);
+        let before = disc_state(&c);
+        let update = train_step(&mut c, model.as_ref(), &mut opt, &x, step);
         let expected = step >= 2 && step % 2 == 0;
-        assert_eq!(stepped, expected, "step {step}");
-        assert_eq!(t.is_disc_step(step), expected);
-        let after = disc_state(&t);
+        assert_eq!(matches!(update, Update::Done(_)), expected, "step {step}");
+        assert_eq!(c.discriminator().unwrap().updates_at(step), expected);
+        let after = disc_state(&c);
         // Parameters move only on D steps. From disc_start on the generator pass runs
         // D in train mode, so BatchNorm running stats move on every step; before it D
         // is not run at all.
@@ -121,41 +149,38 @@ fn discriminator_moves_exactly_on_its_steps() {
 }
 
 #[test]
-fn loss_dict_adds_up_and_the_gan_term_waits_for_disc_start() {
+fn the_loss_adds_up_and_the_gan_term_waits_for_disc_start() {
     let config = Config::parse(VQVAE).unwrap();
     let (_vs, model) = build(&config);
-    let t = traditional(&config, model.as_ref());
+    let c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
+    assert!(!c.use_taming_loss());
     let x = batch();
     let out = model.forward_t(&x, true).unwrap();
-    let last = model.last_layer();
-    let early = t
-        .compute_total_loss(&x, &out.recon, &out.vq_loss, &last, 1, Split::Train)
-        .unwrap();
-    assert_eq!(early.g_loss.double_value(&[]), 0.0);
-    assert_eq!(early.d_weight.double_value(&[]), 0.0);
+    let value = |g: &GeneratorOutput, k: &str| g.log.get(k).unwrap().double_value(&[]);
+    let early = generator(&c, model.as_ref(), &x, &out, 1);
+    assert_eq!(value(&early, "train/g_loss"), 0.0);
+    assert_eq!(value(&early, "train/d_weight"), 0.0);
     let mse = (&x - &out.recon)
         .square()
         .mean(Kind::Float)
         .double_value(&[]);
     // f32 mean over 1536 values computed the same way: 1e-7.
-    assert!((early.recon_loss.double_value(&[]) - mse).abs() < 1e-7);
-    let late = t
-        .compute_total_loss(&x, &out.recon, &out.vq_loss, &last, 2, Split::Train)
-        .unwrap();
-    let d_weight = late.d_weight.double_value(&[]);
+    assert!((value(&early, "train/rec_loss") - mse).abs() < 1e-7);
+    let late = generator(&c, model.as_ref(), &x, &out, 2);
+    let d_weight = value(&late, "train/d_weight");
     assert!(d_weight > 0.0);
-    let parts = late.recon_loss.double_value(&[])
-        + d_weight * late.g_loss.double_value(&[])
-        + late.vq_loss.double_value(&[]);
+    let parts = value(&late, "train/rec_loss")
+        + d_weight * value(&late, "train/g_loss")
+        + value(&late, "train/vq_loss");
     // f32 sum of three terms of order 1: 1e-6.
     assert!((late.total_loss.double_value(&[]) - parts).abs() < 1e-6);
-    assert_ne!(late.g_loss.double_value(&[]), 0.0);
+    assert_ne!(value(&late, "train/g_loss"), 0.0);
     let keys: Vec<&str> = late.log.keys().collect();
     assert_eq!(
         keys,
         [
             "train/total_loss",
-            "train/recon_loss",
+            "train/rec_loss",
             "train/p_loss",
             "train/g_loss",
             "train/d_weight",
@@ -173,28 +198,23 @@ fn the_gan_term_is_balanced_by_taming_s_adaptive_weight() {
     vs.double();
     let mut o = opts();
     o.kind = Kind::Double;
-    let t = match LossCalculator::new(&config, model.as_ref(), &o).unwrap() {
-        LossCalculator::Traditional(t) => t,
-        LossCalculator::Taming { .. } => unreachable!(),
-    };
+    let c = LossCalculator::new(&config, model.as_ref(), &o).unwrap();
     let x = batch().to_kind(Kind::Double);
     let out = model.forward_t(&x, true).unwrap();
     let last = model.last_layer();
-    let loss = t
-        .compute_total_loss(&x, &out.recon, &out.vq_loss, &last, 2, Split::Train)
-        .unwrap();
+    let loss = generator(&c, model.as_ref(), &x, &out, 2);
     // taming's formula with plain autograd: ‖∂nll/∂W‖ / (‖∂g/∂W‖ + 1e-4) · gan_weight.
     let nll = (&x - &out.recon).square().mean(Kind::Double);
-    let logits = t.discriminator().unwrap().logits_frozen(&out.recon, true);
+    let logits = c.discriminator().unwrap().logits_frozen(&out.recon, true);
     let g = -logits.mean(Kind::Double);
     let grad = |l: &Tensor| Tensor::run_backward(&[l], &[&last], true, false).remove(0);
     let want = grad(&nll).norm().double_value(&[]) / (grad(&g).norm().double_value(&[]) + 1e-4)
         * config.train.traditional_loss.gan_weight;
-    let got = loss.d_weight.double_value(&[]);
+    let got = loss.log.get("train/d_weight").unwrap().double_value(&[]);
     // f64, the same quantities through two graphs: 1e-9 relative.
     assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
 
-    // The surrogate's gradients are those of recon + d_weight·g + vq.
+    // The surrogate's gradients are those of rec + d_weight·g + vq.
     let params = model.trainable_vars();
     let direct = &nll + &g * got + out.vq_loss.mean(Kind::Double);
     let want_grads = Tensor::run_backward(&[&direct], &params, true, false);
@@ -219,7 +239,7 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     tch::manual_seed(2);
     let config = Config::parse(VQVAE).unwrap();
     let (_vs, model) = build(&config);
-    let mut a = traditional(&config, model.as_ref());
+    let mut a = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
     let mut opt = Adam::new(
         model.trainable_vars(),
         AdamConfig::from_train_args(&config.train),
@@ -228,98 +248,94 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     for step in 0..5 {
         train_step(&mut a, model.as_ref(), &mut opt, &x, step);
     }
-    let saved = a.get_checkpoint_state();
-    assert!(
-        saved
-            .iter()
-            .any(|(k, _)| k == "loss.discriminator.main.3.running_var")
+    let state = a.checkpoint_state().unwrap();
+    let weights: HashMap<String, Tensor> = state
+        .weights
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.copy()))
+        .collect();
+    assert!(weights.contains_key("loss.discriminator.main.3.running_var"));
+    let optimizer: HashMap<String, Tensor> = state.optimizer.into_iter().collect();
+    assert_eq!(
+        optimizer["0.step"].int64_value(&[]),
+        2,
+        "D stepped at 2 and 4"
     );
-    assert!(
-        saved
-            .iter()
-            .any(|(k, _)| k == "optimizer_disc.0.exp_avg_sq")
-    );
-    let step_of = |state: &[(String, Tensor)]| {
-        state
-            .iter()
-            .find(|(k, _)| k == "optimizer_disc.0.step")
-            .map(|(_, v)| v.int64_value(&[]))
-    };
-    assert_eq!(step_of(&saved), Some(2), "D stepped at 2 and 4");
 
     // A fresh calculator (different random D) restored from the state.
-    let mut b = traditional(&config, model.as_ref());
+    let mut b = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
     assert!(!same(&disc_state(&a), &disc_state(&b)));
-    let named: HashMap<String, Tensor> = saved.into_iter().collect();
-    b.load_checkpoint_state(&named, "ckpt").unwrap();
-    assert!(same(&a.get_checkpoint_state(), &b.get_checkpoint_state()));
+    let source = Path::new("ckpt");
+    b.load_checkpoint_state(&weights, Some(&optimizer), source)
+        .unwrap();
+    assert!(same(&disc_state(&a), &disc_state(&b)));
 
     // Same inputs from here: both discriminators take bit-identical steps, which
     // needs the Adam moments restored, not just the weights.
     let out = model.forward_t(&x, true).unwrap();
-    for t in [&mut a, &mut b] {
-        let loss = t
-            .compute_total_loss(
-                &x,
-                &out.recon,
-                &out.vq_loss,
-                &model.last_layer(),
-                6,
-                Split::Train,
-            )
-            .unwrap();
-        assert!(t.step_discriminator(&loss, 6).unwrap().is_some());
+    let last = model.last_layer();
+    let r = Reconstruction {
+        inputs: &x,
+        recon: &out.recon,
+        vq_loss: &out.vq_loss,
+        last_layer: &last,
+    };
+    for c in [&mut a, &mut b] {
+        assert!(matches!(
+            c.discriminator_step(&r, 6, &SETTINGS).unwrap(),
+            Update::Done(_)
+        ));
     }
-    assert!(same(&a.get_checkpoint_state(), &b.get_checkpoint_state()));
+    assert!(same(&disc_state(&a), &disc_state(&b)));
 
     // A state with a missing tensor names the checkpoint.
-    let mut partial = named;
-    partial.remove("optimizer_disc.3.exp_avg");
+    let mut partial = optimizer;
+    partial.remove("3.exp_avg");
     let err = b
-        .load_checkpoint_state(&partial, "ckpt.safetensors")
+        .load_checkpoint_state(&weights, Some(&partial), Path::new("ckpt.safetensors"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("ckpt.safetensors"), "{err}");
 }
 
 #[test]
-fn no_gan_means_no_discriminator_and_empty_state() {
+fn no_gan_means_no_discriminator_and_no_state() {
     let mut config = Config::parse(VQVAE).unwrap();
     config.train.traditional_loss.gan_weight = 0.0;
     let (_vs, model) = build(&config);
-    let mut t = traditional(&config, model.as_ref());
-    assert!(t.discriminator().is_none());
-    assert!(t.get_checkpoint_state().is_empty());
+    let mut c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
+    assert!(c.discriminator().is_none());
+    assert!(c.checkpoint_state().is_none());
     let x = batch();
     let out = model.forward_t(&x, true).unwrap();
-    let loss = t
-        .compute_total_loss(
-            &x,
-            &out.recon,
-            &out.vq_loss,
-            &model.last_layer(),
-            10,
-            Split::Train,
-        )
-        .unwrap();
-    assert!(t.step_discriminator(&loss, 10).unwrap().is_none());
+    let last = model.last_layer();
+    let r = Reconstruction {
+        inputs: &x,
+        recon: &out.recon,
+        vq_loss: &out.vq_loss,
+        last_layer: &last,
+    };
+    assert!(matches!(
+        c.discriminator_step(&r, 10, &SETTINGS).unwrap(),
+        Update::NotDue
+    ));
 }
 
 #[test]
-fn taming_model_gets_the_taming_loss_and_two_optimizers() {
+fn taming_model_gets_the_taming_loss_and_a_discriminator_with_its_own_adam() {
     let config = Config::from_path(taming_tiny("param.json")).unwrap();
     let (_vs, model) = build(&config);
     let mut o = opts();
     o.lpips_weights = Some(lpips_weights());
-    let calc = LossCalculator::new(&config, model.as_ref(), &o).unwrap();
-    assert!(calc.use_taming_loss());
-    let (ae, disc) = calc.get_taming_optimizers(model.as_ref()).unwrap();
-    assert_eq!(ae.config().lr, 1e-3);
-    assert_eq!(ae.config().betas, (0.5, 0.9));
-    assert_eq!(ae.state_dict().len(), 3 * model.trainable_vars().len());
+    let c = LossCalculator::new(&config, model.as_ref(), &o).unwrap();
+    assert!(c.use_taming_loss());
+    let d = c.discriminator().unwrap();
+    assert_eq!(d.spec().adam.lr, 1e-3);
+    assert_eq!(d.spec().adam.betas, (0.5, 0.9));
     // disc_num_layers 2: main.0 w+b, main.2 w, main.3 w+b, main.5 w, main.6 w+b,
     // main.8 w+b = 10 trainable tensors.
-    assert_eq!(disc.state_dict().len(), 3 * 10);
+    assert_eq!(d.state().optimizer.len(), 3 * 10);
 }
 
 #[test]
@@ -327,9 +343,10 @@ fn use_taming_loss_false_sends_a_taming_model_down_the_traditional_path() {
     let mut config = Config::from_path(taming_tiny("param.json")).unwrap();
     config.train.use_taming_loss = Some(false);
     let (_vs, model) = build(&config);
-    let calc = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
-    assert!(!calc.use_taming_loss());
-    assert!(calc.get_taming_optimizers(model.as_ref()).is_none());
+    let c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
+    assert!(!c.use_taming_loss());
+    // traditional_loss.gan_weight defaults to 0: no discriminator.
+    assert!(c.discriminator().is_none());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! VQLPIPSWithDiscriminator against ../shared/fixtures/taming_tiny, computed by the
+//! VQLPIPSWithDiscriminator against tests/fixtures/taming_tiny, computed by the
 //! original Python code in float64: LPIPS, both passes on the fixture's `xrec`, the
 //! BatchNorm running stats after the three discriminator forwards, and one full
 //! training step of the real taming model (adaptive weight, total loss, weights after
@@ -13,21 +13,25 @@
 mod loss_support;
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use loss_support::{assert_close, lpips_weights, read_named, scalar, taming_tiny};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Config, ModelConfig};
 use vqtok_train::autocast::Autocast;
-use vqtok_train::loss::{LossCalculator, LossOptions, Lpips, Split, VqLpipsWithDiscriminator};
+use vqtok_train::loss::{
+    Discriminator, GeneratorOutput, LossCalculator, LossOptions, Lpips, Reconstruction, Split,
+};
 use vqtok_train::model::TamingModel;
+use vqtok_train::optim::{Adam, AdamConfig};
 use vqtok_train::state_dict::{LoadOptions, load_state_dict};
-use vqtok_train::train::step::{StepSettings, taming_step};
+use vqtok_train::train::step::{StepSettings, train_step};
 
 struct Fixture {
     expected: HashMap<String, Tensor>,
     model: HashMap<String, Tensor>,
-    loss: VqLpipsWithDiscriminator,
+    calc: LossCalculator,
     kind: Kind,
 }
 
@@ -43,19 +47,44 @@ fn options(kind: Kind) -> LossOptions {
     }
 }
 
-fn fixture(kind: Kind) -> Fixture {
+/// The fixture's taming model in a store of `kind` (weights loaded when `load`).
+fn taming_model(kind: Kind, load: bool) -> (VarStore, TamingModel) {
     let config = config();
+    let mut vs = VarStore::new(Device::Cpu);
+    vs.set_kind(kind);
     let ModelConfig::Taming(args) = &config.model else {
         panic!("taming_tiny is a taming model")
     };
-    let loss = VqLpipsWithDiscriminator::new(&args.lossconfig.params, &options(kind)).unwrap();
-    let model = read_named(&taming_tiny("model.safetensors"));
-    loss.load_discriminator(&model, "model.safetensors")
+    let model = TamingModel::new(&vs.root(), args).unwrap();
+    if load {
+        let skip_loss = LoadOptions {
+            ignore_prefixes: vec!["loss.".into()],
+            ..LoadOptions::default()
+        };
+        load_state_dict(&vs, taming_tiny("model.safetensors"), &skip_loss).unwrap();
+    }
+    (vs, model)
+}
+
+/// The calculator for the fixture, its discriminator loaded from the fixture.
+fn calculator(
+    kind: Kind,
+    model: &TamingModel,
+    tensors: &HashMap<String, Tensor>,
+) -> LossCalculator {
+    let mut calc = LossCalculator::new(&config(), model, &options(kind)).unwrap();
+    calc.load_checkpoint_state(tensors, None, Path::new("model.safetensors"))
         .unwrap();
+    calc
+}
+
+fn fixture(kind: Kind) -> Fixture {
+    let (_vs, model) = taming_model(kind, false);
+    let tensors = read_named(&taming_tiny("model.safetensors"));
     Fixture {
         expected: read_named(&taming_tiny("expected.safetensors")),
-        model,
-        loss,
+        calc: calculator(kind, &model, &tensors),
+        model: tensors,
         kind,
     }
 }
@@ -77,6 +106,38 @@ impl Fixture {
         let want = &self.expected[key];
         assert_close(what, &got.reshape(want.size()), want, self.rtol());
     }
+
+    fn disc(&self) -> &Discriminator {
+        self.calc
+            .discriminator()
+            .expect("the taming loss has a discriminator")
+    }
+
+    /// The generator pass on the fixture's `xrec`, which carries no graph (so the
+    /// last layer is never used).
+    fn generator(&self, split: Split) -> GeneratorOutput {
+        let (x, xrec, qloss) = (self.get("x"), self.get("xrec"), self.get("qloss"));
+        let unused_last_layer = Tensor::zeros([1], (self.kind, Device::Cpu));
+        let r = Reconstruction {
+            inputs: &x,
+            recon: &xrec,
+            vq_loss: &qloss,
+            last_layer: &unused_last_layer,
+        };
+        self.calc.generator_step(&r, 1, split).unwrap()
+    }
+}
+
+/// Copies of the discriminator's variables, sorted by name.
+fn snapshot(d: &Discriminator) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = d
+        .var_store()
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.copy()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
 }
 
 fn lpips_x_xrec(kind: Kind) {
@@ -100,12 +161,7 @@ fn lpips_matches_the_fixture_in_f32() {
 /// the same reconstruction, with D in train mode throughout.
 fn both_passes(kind: Kind) {
     let f = fixture(kind);
-    let (x, xrec, qloss) = (f.get("x"), f.get("xrec"), f.get("qloss"));
-    let unused_last_layer = Tensor::zeros([1], (kind, Device::Cpu));
-    let ae = f
-        .loss
-        .generator_step(&qloss, &x, &xrec, 1, &unused_last_layer, Split::Train)
-        .unwrap();
+    let ae = f.generator(Split::Train);
     // The fixture's xrec carries no graph: no adaptive weight, nothing to backprop.
     assert!(ae.backward_loss.is_none());
     for name in ["rec_loss", "nll_loss", "p_loss", "g_loss"] {
@@ -122,7 +178,7 @@ fn both_passes(kind: Kind) {
         1.0
     );
 
-    let d = f.loss.discriminator_step(&x, &xrec, 1, Split::Train);
+    let d = f.disc().loss(&f.get("x"), &f.get("xrec"), 1, Split::Train);
     f.check("disc_loss", &d.loss, "d.disc_loss");
     for name in ["disc_loss", "logits_real", "logits_fake"] {
         let got = d.log.get(&format!("train/{name}")).unwrap();
@@ -130,7 +186,7 @@ fn both_passes(kind: Kind) {
     }
     // Running stats after D(xrec), D(x), D(xrec): the discriminator optimizer step
     // does not touch them, so they equal the fixture's after-step values.
-    let vars = f.loss.discriminator().var_store().variables();
+    let vars = f.disc().var_store().variables();
     let key = "loss.discriminator.main.3.running_mean";
     f.check("BN running_mean", &vars[key], &format!("after_step.{key}"));
     let tracked = vars["loss.discriminator.main.3.num_batches_tracked"].int64_value(&[]);
@@ -151,13 +207,8 @@ fn generator_and_discriminator_passes_match_the_fixture_in_f32() {
 #[test]
 fn validation_uses_running_stats_and_no_adaptive_weight() {
     let f = fixture(Kind::Double);
-    let (x, xrec, qloss) = (f.get("x"), f.get("xrec"), f.get("qloss"));
-    let unused = Tensor::zeros([1], (Kind::Double, Device::Cpu));
-    let before = f.loss.discriminator().state();
-    let ae = f
-        .loss
-        .generator_step(&qloss, &x, &xrec, 1, &unused, Split::Val)
-        .unwrap();
+    let before = snapshot(f.disc());
+    let ae = f.generator(Split::Val);
     let keys: Vec<&str> = ae.log.keys().collect();
     assert_eq!(
         keys,
@@ -180,61 +231,38 @@ fn validation_uses_running_stats_and_no_adaptive_weight() {
     assert!((got - want).abs() < 1e-11 * want, "{got} vs {want}");
     // Eval-mode D: the logits differ from the train-mode fixture value and no
     // running statistic moves.
-    let d = f.loss.discriminator_step(&x, &xrec, 1, Split::Val);
+    let d = f.disc().loss(&f.get("x"), &f.get("xrec"), 1, Split::Val);
     let keys: Vec<&str> = d.log.keys().collect();
     assert_eq!(
         keys,
         ["val/disc_loss", "val/logits_real", "val/logits_fake"]
     );
     assert!(!d.loss.requires_grad());
-    for ((k, a), (_, b)) in before.iter().zip(f.loss.discriminator().state()) {
+    for ((k, a), (_, b)) in before.iter().zip(snapshot(f.disc())) {
         assert!(a.equal(&b), "validation changed {k}");
     }
 }
 
-/// One full training step through the trainer's `taming_step`, with the real taming
+/// One full training step through the trainer's own `train_step`, with the real taming
 /// model loaded from the fixture: generator pass, AE Adam step, discriminator pass on
-/// the same reconstruction, D Adam step (both Adams from `get_taming_optimizers`).
+/// the same reconstruction, D Adam step (the fixture's config updates D every step).
 fn full_step(kind: Kind, rtol: f64) {
-    let config = config();
-    let mut vs = VarStore::new(Device::Cpu);
-    vs.set_kind(kind);
-    let ModelConfig::Taming(args) = &config.model else {
-        panic!("taming_tiny is a taming model")
-    };
-    let model = TamingModel::new(&vs.root(), args).unwrap();
-    let skip_loss = LoadOptions {
-        ignore_prefixes: vec!["loss.".into()],
-        ..LoadOptions::default()
-    };
-    load_state_dict(&vs, taming_tiny("model.safetensors"), &skip_loss).unwrap();
-    let calc = LossCalculator::new(&config, &model, &options(kind)).unwrap();
-    let (mut opt_ae, mut opt_d) = calc.get_taming_optimizers(&model).unwrap();
-    let LossCalculator::Taming { loss, .. } = &calc else {
-        panic!("a taming model takes the taming path")
-    };
-    // In place: the optimizers hold the same variables.
-    let disc_only = LoadOptions {
-        select_prefix: Some("loss.discriminator.".into()),
-        ..LoadOptions::default()
-    };
-    load_state_dict(
-        loss.discriminator().var_store(),
-        taming_tiny("model.safetensors"),
-        &disc_only,
-    )
-    .unwrap();
-
+    let (vs, model) = taming_model(kind, true);
+    let tensors = read_named(&taming_tiny("model.safetensors"));
+    let mut calc = calculator(kind, &model, &tensors);
+    let mut opt_ae = Adam::new(
+        vqtok_train::model::VqModel::trainable_vars(&model),
+        AdamConfig::from_train_args(&config().train),
+    );
     let exp = read_named(&taming_tiny("expected.safetensors"));
     let x = exp["x"].to_kind(kind);
-    // The trainer's own step function: fixture global_step 1, discriminator every step.
+    // Fixture global_step 1.
     let settings = StepSettings {
         lr: 1e-3,
-        disc_update_every: 1,
         grad_clip: None,
         amp: None,
     };
-    let log = taming_step(&model, loss, &mut opt_ae, &mut opt_d, &x, 1, &settings)
+    let log = train_step(&model, &mut calc, &mut opt_ae, &x, 1, &settings)
         .unwrap()
         .expect("finite losses");
     assert_close("recon", &log.recon, &exp["xrec"], rtol);
@@ -249,7 +277,7 @@ fn full_step(kind: Kind, rtol: f64) {
     assert_close("disc_loss", &disc_loss, &exp["d.disc_loss"], rtol);
 
     let ae_vars = vs.variables();
-    let d_vars = loss.discriminator().var_store().variables();
+    let d_vars = calc.discriminator().unwrap().var_store().variables();
     for key in [
         "decoder.conv_out.weight",
         "encoder.conv_in.weight",
@@ -276,18 +304,11 @@ fn one_training_step_of_the_taming_model_matches_the_fixture_in_f32() {
 #[test]
 fn under_bf16_autocast_only_the_discriminator_runs_in_bf16() {
     let f = fixture(Kind::Float);
-    let (x, xrec, qloss) = (f.get("x"), f.get("xrec"), f.get("qloss"));
-    let unused = Tensor::zeros([1], (Kind::Float, Device::Cpu));
-    let run = || {
-        f.loss
-            .generator_step(&qloss, &x, &xrec, 1, &unused, Split::Train)
-            .unwrap()
-    };
-    let fp32 = run();
+    let fp32 = f.generator(Split::Train);
     let amp = {
         // CPU autocast drives the same shim as CUDA.
         let _bf16 = Autocast::enabled(Device::Cpu, Kind::BFloat16);
-        run()
+        f.generator(Split::Train)
     };
     for key in ["train/p_loss", "train/nll_loss", "train/g_loss"] {
         assert_eq!(amp.log.get(key).unwrap().kind(), Kind::Float, "{key}");

@@ -17,7 +17,7 @@ use vqtok_train::train::checkpoint::{self, MODEL_FILE};
 use vqtok_train::train::checkpoint_store::resolve;
 use vqtok_train::train::data::DataSource;
 use vqtok_train::train::device::resolve_device;
-use vqtok_train::train::evaluate::{LossPath, evaluate};
+use vqtok_train::train::evaluate::evaluate;
 use vqtok_train::train::pixels::PixelNorm;
 use vqtok_train::train::signals::install_stop_flag;
 use vqtok_train::train::{TrainError, TrainOptions, Trainer};
@@ -284,25 +284,15 @@ fn eval_checkpoint(
         ..LoadOptions::default()
     };
     load_state_dict(&vs, dir.join(MODEL_FILE), &opts).map_err(TrainError::from)?;
-    let calc = LossCalculator::new(cfg, model.as_ref(), &LossOptions::new(device))
+    let mut calc = LossCalculator::new(cfg, model.as_ref(), &LossOptions::new(device))
         .map_err(TrainError::from)?;
     let named: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(dir.join(MODEL_FILE))?
             .into_iter()
             .collect();
-    let source = dir.join(MODEL_FILE).display().to_string();
-    let mut loss: LossPath = calc.into();
-    match &mut loss {
-        LossPath::Taming(l) => l
-            .load_discriminator(&named, &source)
-            .map_err(TrainError::from)?,
-        // Validation needs the discriminator's weights only, not its optimizer.
-        LossPath::Traditional(c) => {
-            if let Some(d) = c.discriminator() {
-                d.load(&named, &source).map_err(TrainError::from)?;
-            }
-        }
-    }
+    // Validation needs the discriminator's weights only, not its optimizer.
+    calc.load_checkpoint_state(&named, None, &dir.join(MODEL_FILE))
+        .map_err(TrainError::from)?;
     let lpips = match lpips_weights_path(None) {
         Ok(p) if p.exists() => {
             Some(Lpips::load(&p, device, Kind::Float).map_err(TrainError::from)?)
@@ -322,7 +312,7 @@ fn eval_checkpoint(
     Ok(evaluate(
         model.as_ref(),
         &levels,
-        &loss,
+        &calc,
         &norm,
         &mut data,
         batches,

@@ -1,47 +1,69 @@
-//! The seed's LossCalculator: picks the loss for a model and, on the traditional
-//! path (VQ-VAE / VQ-VAE-2, or a taming model with `use_taming_loss: false`), owns
-//! its own perceptual loss, discriminator and discriminator optimizer.
+//! The seed's LossCalculator: picks the autoencoder loss for a model and owns the
+//! discriminator, so the trainer runs one sequence on either path:
+//! [`LossCalculator::generator_step`] → backward and the autoencoder's Adam →
+//! [`LossCalculator::discriminator_step`] (D's own Adam, on D's steps).
 //!
-//! Taming path: the trainer gets the model's [`VqLpipsWithDiscriminator`] and two
-//! optimizers ([`LossCalculator::get_taming_optimizers`]) and drives the generator
-//! and discriminator passes itself.
-//!
-//! Traditional path, per batch: [`TraditionalCalculator::compute_total_loss`] →
-//! `backward` on `total_loss` and the model's optimizer step →
-//! [`TraditionalCalculator::step_discriminator`], which updates the discriminator on
-//! the steps `step >= disc_start && step % disc_update_every == 0`.
+//! - Taming path (a taming model, unless `train_args.use_taming_loss` is false):
+//!   taming's VQLPIPSWithDiscriminator ([`VqLpipsWithDiscriminator`]).
+//! - Traditional path (VQ-VAE, VQ-VAE-2, or a taming model with `use_taming_loss:
+//!   false`): [`TraditionalLoss`], with a discriminator only when `gan_weight > 0`.
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use tch::{Kind, Tensor};
-use vqtok_config::{Config, ModelConfig, ReconLoss, TraditionalLoss, TrainArgs};
+use tch::Tensor;
+use vqtok_config::{Config, ModelConfig};
 
 use super::Split;
-use super::adaptive::balance;
-use super::disc_store::Discriminator;
-use super::discriminator::DiscriminatorConfig;
+use super::discriminator::{
+    Discriminator, DiscriminatorSpec, DiscriminatorState, Update, UpdateSettings,
+};
 use super::error::LossError;
-use super::gan::{d_loss, g_loss};
 use super::log::LossLog;
-use super::lpips::{Lpips, lpips_weights_path};
 use super::options::LossOptions;
+use super::traditional::TraditionalLoss;
 use super::vqlpips::VqLpipsWithDiscriminator;
 use crate::model::VqModel;
-use crate::optim::{Adam, AdamConfig};
 
-/// Checkpoint-key prefix of the traditional path's discriminator optimizer.
-pub const OPTIMIZER_DISC_PREFIX: &str = "optimizer_disc.";
+/// What one autoencoder forward hands the losses.
+#[derive(Debug, Clone, Copy)]
+pub struct Reconstruction<'a> {
+    /// The model's input, normalised.
+    pub inputs: &'a Tensor,
+    /// The model's reconstruction, with its graph when training.
+    pub recon: &'a Tensor,
+    /// The quantizer loss (codebook + commitment), summed over levels.
+    pub vq_loss: &'a Tensor,
+    /// The decoder's final conv weight, for the adaptive GAN weight.
+    pub last_layer: &'a Tensor,
+}
 
-/// The loss of a training run.
+/// Result of the autoencoder pass (taming's `optimizer_idx == 0`, the seed's
+/// `compute_total_loss`).
 #[derive(Debug)]
-pub enum LossCalculator {
-    /// A taming model's VQLPIPSWithDiscriminator, trained with two Adams.
-    Taming {
-        loss: VqLpipsWithDiscriminator,
-        adam: AdamConfig,
-    },
-    /// Reconstruction (+ LPIPS, + GAN) with the discriminator managed here.
-    Traditional(TraditionalCalculator),
+pub struct GeneratorOutput {
+    /// What the trainer calls `backward` on (train split with a gradient graph only):
+    /// its gradients w.r.t. the autoencoder equal those of the total loss; with the
+    /// adversarial term on, its value does not (see `loss/adaptive.rs`). `None` when
+    /// there is nothing to differentiate.
+    pub backward_loss: Option<Tensor>,
+    /// The total loss's value, detached.
+    pub total_loss: Tensor,
+    /// `{split}/total_loss, rec_loss, …` (taming's keys on the taming path).
+    pub log: LossLog,
+}
+
+#[derive(Debug)]
+enum Generator {
+    Taming(VqLpipsWithDiscriminator),
+    Traditional(TraditionalLoss),
+}
+
+/// The loss of a training run and its discriminator.
+#[derive(Debug)]
+pub struct LossCalculator {
+    generator: Generator,
+    discriminator: Option<Discriminator>,
 }
 
 impl LossCalculator {
@@ -52,7 +74,7 @@ impl LossCalculator {
         model: &dyn VqModel,
         opts: &LossOptions,
     ) -> Result<LossCalculator, LossError> {
-        let use_taming = match config.train.use_taming_loss {
+        let taming = match config.train.use_taming_loss {
             Some(true) if !model.is_taming() => {
                 return Err(LossError::Config {
                     path: "train_args.use_taming_loss".into(),
@@ -64,286 +86,98 @@ impl LossCalculator {
             Some(flag) => flag,
             None => model.is_taming(),
         };
-        if !use_taming {
-            return Ok(LossCalculator::Traditional(TraditionalCalculator::new(
+        let generator = match &config.model {
+            ModelConfig::Taming(args) if taming => Generator::Taming(
+                VqLpipsWithDiscriminator::new(&args.lossconfig.params, opts)?,
+            ),
+            _ if taming => {
+                return Err(LossError::Config {
+                    path: "model_type".into(),
+                    message: "the model is a taming VQGAN but the config's model_args are \
+                              not taming's (no lossconfig)"
+                        .into(),
+                });
+            }
+            _ => Generator::Traditional(TraditionalLoss::new(
                 &config.train,
                 model.output_channels(),
                 opts,
-            )?));
-        }
-        let ModelConfig::Taming(args) = &config.model else {
-            return Err(LossError::Config {
-                path: "model_type".into(),
-                message: "the model is a taming VQGAN but the config's model_args are not \
-                          taming's (no lossconfig)"
-                    .into(),
-            });
+            )?),
         };
-        Ok(LossCalculator::Taming {
-            loss: VqLpipsWithDiscriminator::new(&args.lossconfig.params, opts)?,
-            adam: AdamConfig::from_train_args(&config.train),
+        let discriminator = DiscriminatorSpec::from_config(config, taming)
+            .map(|spec| Discriminator::new(&spec, opts))
+            .transpose()?;
+        Ok(LossCalculator {
+            generator,
+            discriminator,
         })
     }
 
     pub fn use_taming_loss(&self) -> bool {
-        matches!(self, LossCalculator::Taming { .. })
+        matches!(self.generator, Generator::Taming(_))
     }
 
-    /// Taming path: (autoencoder Adam over `model.trainable_vars()`, discriminator
-    /// Adam), both with `train_args` lr/betas/eps as in taming's
-    /// `configure_optimizers`. `None` on the traditional path.
-    pub fn get_taming_optimizers(&self, model: &dyn VqModel) -> Option<(Adam, Adam)> {
-        match self {
-            LossCalculator::Taming { loss, adam } => Some((
-                Adam::new(model.trainable_vars(), *adam),
-                Adam::new(
-                    loss.discriminator().var_store().trainable_variables(),
-                    *adam,
-                ),
-            )),
-            LossCalculator::Traditional(_) => None,
-        }
-    }
-}
-
-/// What [`TraditionalCalculator::compute_total_loss`] returns.
-#[derive(Debug)]
-pub struct LossDict {
-    /// What the trainer calls `backward` on (train split with a gradient graph only):
-    /// its gradients equal those of `total_loss`; with the adversarial term on, its value
-    /// does not (see [`super::adaptive`]). `None` when there is nothing to differentiate.
-    pub backward_loss: Option<Tensor>,
-    /// `recon_loss + perceptual_weight·p_loss + d_weight·g_loss + vq_loss`, detached.
-    pub total_loss: Tensor,
-    /// Mean L1 or MSE (config), detached.
-    pub recon_loss: Tensor,
-    /// Batch-mean LPIPS, detached (0 when perceptual_weight is 0).
-    pub p_loss: Tensor,
-    /// −mean(D(x̂)), detached (0 before disc_start or without discriminator).
-    pub g_loss: Tensor,
-    /// `gan_weight` × taming's adaptive weight at the decoder's last layer, detached (0
-    /// before disc_start, without discriminator, or without a gradient graph).
-    pub d_weight: Tensor,
-    /// Mean quantizer loss, detached.
-    pub vq_loss: Tensor,
-    /// The same values under `{split}/…` keys.
-    pub log: LossLog,
-    /// x and x̂, detached, for [`TraditionalCalculator::step_discriminator`] (train
-    /// split with a discriminator only).
-    gan_inputs: Option<(Tensor, Tensor)>,
-}
-
-#[derive(Debug)]
-struct Gan {
-    disc: Discriminator,
-    opt: Adam,
-}
-
-/// The traditional path's losses and discriminator.
-#[derive(Debug)]
-pub struct TraditionalCalculator {
-    cfg: TraditionalLoss,
-    disc_update_every: u64,
-    perceptual: Option<Lpips>,
-    /// Present when `gan_weight > 0`.
-    gan: Option<Gan>,
-    kind: Kind,
-}
-
-impl TraditionalCalculator {
-    /// `output_channels` is the reconstruction's channel count (the model's).
-    pub fn new(
-        train: &TrainArgs,
-        output_channels: usize,
-        opts: &LossOptions,
-    ) -> Result<TraditionalCalculator, LossError> {
-        let cfg = train.traditional_loss.clone();
-        let perceptual = if cfg.perceptual_weight > 0.0 {
-            if output_channels != 3 {
-                return Err(LossError::Config {
-                    path: "train_args.traditional_loss.perceptual_weight".into(),
-                    message: format!(
-                        "LPIPS-VGG compares RGB images, but the model reconstructs \
-                         {output_channels} channels; set perceptual_weight to 0"
-                    ),
-                });
-            }
-            let weights = lpips_weights_path(opts.lpips_weights.as_deref())?;
-            Some(Lpips::load(&weights, opts.device, opts.kind)?)
-        } else {
-            None
-        };
-        let gan = if cfg.gan_weight > 0.0 {
-            let dcfg = DiscriminatorConfig {
-                in_channels: output_channels,
-                ndf: cfg.disc_ndf,
-                n_layers: cfg.disc_num_layers,
-                use_actnorm: false,
-            };
-            let disc = Discriminator::new(opts.device, opts.kind, &dcfg)?;
-            let opt = Adam::new(
-                disc.var_store().trainable_variables(),
-                AdamConfig::from_train_args(train),
-            );
-            Some(Gan { disc, opt })
-        } else {
-            None
-        };
-        Ok(TraditionalCalculator {
-            cfg,
-            disc_update_every: train.disc_update_every,
-            perceptual,
-            gan,
-            kind: opts.kind,
-        })
-    }
-
-    /// The discriminator, if `gan_weight > 0`.
+    /// The discriminator, if the run has one.
     pub fn discriminator(&self) -> Option<&Discriminator> {
-        self.gan.as_ref().map(|g| &g.disc)
+        self.discriminator.as_ref()
     }
 
-    /// The autoencoder's loss. The adversarial term uses D in train mode (train split)
-    /// with D's parameters frozen, from `disc_start` on; before that D is not run. Its
-    /// weight is `gan_weight` times taming's adaptive weight at `last_layer` (the
-    /// decoder's final conv weight), so the GAN gradient never swamps the reconstruction
-    /// gradient (the seed hands its LossCalculator the decoder for this).
-    pub fn compute_total_loss(
+    /// The autoencoder's loss at `step` (see [`GeneratorOutput`]).
+    pub fn generator_step(
         &self,
-        images: &Tensor,
-        reconstructions: &Tensor,
-        vq_loss: &Tensor,
-        last_layer: &Tensor,
+        r: &Reconstruction,
         step: u64,
         split: Split,
-    ) -> Result<LossDict, LossError> {
-        let _no_grad = (!split.is_train()).then(tch::no_grad_guard);
-        let kind = self.kind;
-        let x = images.detach().to_kind(kind);
-        let xrec = reconstructions.to_kind(kind);
-        let zero = || Tensor::zeros([], (kind, x.device()));
-        let diff = &x - &xrec;
-        let recon_loss = match self.cfg.recon_loss {
-            ReconLoss::L1 => diff.abs().mean(kind),
-            ReconLoss::Mse => diff.square().mean(kind),
-        };
-        let p_loss = match &self.perceptual {
-            Some(lpips) => lpips.forward(&x, &xrec).mean(kind),
-            None => zero(),
-        };
-        let vq = vq_loss.to_kind(kind).mean(kind);
-        let nll = &recon_loss + &p_loss * self.cfg.perceptual_weight;
-        let g = match &self.gan {
-            Some(gan) if step >= self.cfg.disc_start => Some(g_loss(
-                &gan.disc.logits_frozen(&xrec, split.is_train()),
-                kind,
-            )),
-            _ => None,
-        };
-        let (d_weight, backward_loss) = match (&g, nll.requires_grad()) {
-            (Some(g), true) => {
-                let b = balance(&nll, g, &xrec, last_layer, self.cfg.gan_weight, 1.0, &vq)?;
-                (b.d_weight, Some(b.backward))
-            }
-            (None, true) => (zero(), Some(&nll + &vq)),
-            (_, false) => (zero(), None),
-        };
-        let g = g.unwrap_or_else(zero);
-        let total = (&nll + &d_weight * &g + &vq).detach();
-
-        let mut log = LossLog::new();
-        log.push(split, "total_loss", &total);
-        log.push(split, "recon_loss", &recon_loss);
-        log.push(split, "p_loss", &p_loss);
-        log.push(split, "g_loss", &g);
-        log.push(split, "d_weight", &d_weight);
-        log.push(split, "vq_loss", &vq);
-        let gan_inputs = (self.gan.is_some() && split.is_train()).then(|| (x, xrec.detach()));
-        Ok(LossDict {
-            backward_loss,
-            total_loss: total,
-            recon_loss: recon_loss.detach(),
-            p_loss: p_loss.detach(),
-            g_loss: g.detach(),
-            d_weight,
-            vq_loss: vq.detach(),
-            log,
-            gan_inputs,
-        })
-    }
-
-    /// True on the steps the discriminator is updated.
-    pub fn is_disc_step(&self, step: u64) -> bool {
-        self.gan.is_some()
-            && step >= self.cfg.disc_start
-            && step.is_multiple_of(self.disc_update_every)
-    }
-
-    /// Updates the discriminator on `loss`'s x and x̂ (detached) when
-    /// [`Self::is_disc_step`]: D(x), D(x̂) in train mode, the configured D loss,
-    /// zero_grad, backward, Adam step. Returns the `train/disc_loss`, `logits_real`,
-    /// `logits_fake` log of an update, `None` otherwise.
-    pub fn step_discriminator(
-        &mut self,
-        loss: &LossDict,
-        step: u64,
-    ) -> Result<Option<LossLog>, LossError> {
-        if !self.is_disc_step(step) {
-            return Ok(None);
+    ) -> Result<GeneratorOutput, LossError> {
+        let d = self.discriminator.as_ref();
+        match &self.generator {
+            Generator::Taming(l) => l.generator_step(r, step, d, split),
+            Generator::Traditional(l) => l.generator_step(r, step, d, split),
         }
-        let (Some(gan), Some((x, xrec))) = (&mut self.gan, &loss.gan_inputs) else {
-            return Ok(None);
-        };
-        let real = gan.disc.logits(x, true).to_kind(self.kind);
-        let fake = gan.disc.logits(xrec, true).to_kind(self.kind);
-        let d = d_loss(self.cfg.disc_loss, &real, &fake);
-        gan.opt.zero_grad();
-        d.f_backward()?;
-        gan.opt.step();
-        let mut log = LossLog::new();
-        log.push(Split::Train, "disc_loss", &d);
-        log.push(Split::Train, "logits_real", &real);
-        log.push(Split::Train, "logits_fake", &fake);
-        Ok(Some(log))
     }
 
-    /// The discriminator's variables (`loss.discriminator.*`) and its optimizer's state
-    /// (`optimizer_disc.*`), as copies; empty without a discriminator.
-    pub fn get_checkpoint_state(&self) -> Vec<(String, Tensor)> {
-        let Some(gan) = &self.gan else {
-            return Vec::new();
-        };
-        let mut state = gan.disc.state();
-        state.extend(
-            gan.opt
-                .state_dict()
-                .into_iter()
-                .map(|(k, v)| (format!("{OPTIMIZER_DISC_PREFIX}{k}"), v)),
-        );
-        state
+    /// Updates the discriminator on `r`'s inputs and reconstruction (detached) when
+    /// `step` is one of its steps.
+    pub fn discriminator_step(
+        &mut self,
+        r: &Reconstruction,
+        step: u64,
+        s: &UpdateSettings,
+    ) -> Result<Update, LossError> {
+        match &mut self.discriminator {
+            Some(d) => d.update(r.inputs, r.recon, step, s),
+            None => Ok(Update::NotDue),
+        }
     }
 
-    /// Restores [`Self::get_checkpoint_state`] from a checkpoint's tensors (other keys
-    /// are ignored); every discriminator and optimizer key must be there.
+    /// The discriminator's loss values for logging (validation), once it is on.
+    pub fn discriminator_log(
+        &self,
+        r: &Reconstruction,
+        step: u64,
+        split: Split,
+    ) -> Option<LossLog> {
+        let d = self.discriminator.as_ref().filter(|d| d.is_on(step))?;
+        Some(d.loss(r.inputs, r.recon, step, split).log)
+    }
+
+    /// The discriminator's share of a checkpoint (none without a discriminator).
+    pub fn checkpoint_state(&self) -> Option<DiscriminatorState<'_>> {
+        self.discriminator.as_ref().map(Discriminator::state)
+    }
+
+    /// Restores [`Self::checkpoint_state`]: the network from the checkpoint's model file
+    /// tensors (`weights`, all of them; D's are picked by name) and the optimizer when
+    /// given (validation needs only the weights). `source` names the file in errors.
     pub fn load_checkpoint_state(
         &mut self,
-        named: &HashMap<String, Tensor>,
-        source: &str,
+        weights: &HashMap<String, Tensor>,
+        optimizer: Option<&HashMap<String, Tensor>>,
+        source: &Path,
     ) -> Result<(), LossError> {
-        let Some(gan) = &mut self.gan else {
-            return Ok(());
-        };
-        gan.disc.load(named, source)?;
-        let opt_state: HashMap<String, Tensor> = named
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix(OPTIMIZER_DISC_PREFIX)
-                    .map(|k| (k.to_string(), v.shallow_clone()))
-            })
-            .collect();
-        gan.opt.load_state_dict(&opt_state).map_err(|e| {
-            let crate::optim::OptimError::State { key, message } = e;
-            LossError::weights(source, &format!("{OPTIMIZER_DISC_PREFIX}{key}"), message)
-        })
+        match &mut self.discriminator {
+            Some(d) => d.load(weights, optimizer, source),
+            None => Ok(()),
+        }
     }
 }

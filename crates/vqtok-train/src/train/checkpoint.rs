@@ -17,6 +17,8 @@ use tch::Tensor;
 use tch::nn::VarStore;
 use vqtok_config::Config;
 
+use crate::loss::DiscriminatorState;
+use crate::state_dict::save_state_dict;
 use crate::train::checkpoint_store::{CheckpointError, io_err};
 use crate::train::data::DataState;
 
@@ -52,10 +54,9 @@ pub struct TrainState {
 pub struct CheckpointContent<'a> {
     pub config: &'a Config,
     pub model: &'a VarStore,
-    /// Extra model-file tensors with full names (`loss.discriminator.*`).
-    pub model_extra: Vec<(String, Tensor)>,
+    /// The discriminator's network and Adam, when the run has one.
+    pub discriminator: Option<DiscriminatorState<'a>>,
     pub optimizer_ae: Vec<(String, Tensor)>,
-    pub optimizer_disc: Option<Vec<(String, Tensor)>>,
     pub scheduler: serde_json::Value,
     pub state: &'a TrainState,
 }
@@ -78,20 +79,11 @@ pub fn write(dir: &Path, c: &CheckpointContent) -> Result<(), CheckpointError> {
         Tensor::write_safetensors(&host, &path)
             .map_err(|e| CheckpointError::Invalid(format!("{}: {e}", path.display())))
     };
-    let mut model: Vec<(String, Tensor)> = c.model.variables().into_iter().collect();
-    model.extend(
-        c.model_extra
-            .iter()
-            .map(|(k, v)| (k.clone(), v.shallow_clone())),
-    );
-    model.sort_by(|a, b| a.0.cmp(&b.0));
-    if let Some(w) = model.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(CheckpointError::Invalid(format!(
-            "tensor `{}` would be saved twice",
-            w[0].0
-        )));
-    }
-    write_tensors(MODEL_FILE, &model)?;
+    // taming's layout: the autoencoder and `loss.discriminator.*` in one state dict.
+    let mut stores = vec![("", c.model)];
+    stores.extend(c.discriminator.as_ref().map(|d| ("", d.weights)));
+    save_state_dict(dir.join(MODEL_FILE), &stores)
+        .map_err(|e| CheckpointError::Invalid(e.to_string()))?;
     if std::env::var("VQTOK_CRASH_DURING_CHECKPOINT")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -101,8 +93,8 @@ pub fn write(dir: &Path, c: &CheckpointContent) -> Result<(), CheckpointError> {
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }
     write_tensors(OPTIMIZER_AE_FILE, &c.optimizer_ae)?;
-    if let Some(opt) = &c.optimizer_disc {
-        write_tensors(OPTIMIZER_DISC_FILE, opt)?;
+    if let Some(d) = &c.discriminator {
+        write_tensors(OPTIMIZER_DISC_FILE, &d.optimizer)?;
     }
     let json = |name: &str, value: String| {
         let path = dir.join(name);

@@ -5,27 +5,12 @@
 use tch::Kind;
 use vqtok_core::psnr::psnr_db;
 
-use crate::loss::{LossCalculator, Lpips, Split, TraditionalCalculator, VqLpipsWithDiscriminator};
+use crate::loss::{LossCalculator, Lpips, Reconstruction, Split};
 use crate::model::{CodebookUsage, VqModel};
 use crate::train::data::DataSource;
 use crate::train::error::TrainError;
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::quality::{mse, ssim};
-
-/// The loss a run trains with, as the trainer holds it.
-pub enum LossPath {
-    Taming(VqLpipsWithDiscriminator),
-    Traditional(TraditionalCalculator),
-}
-
-impl From<LossCalculator> for LossPath {
-    fn from(c: LossCalculator) -> LossPath {
-        match c {
-            LossCalculator::Taming { loss, .. } => LossPath::Taming(loss),
-            LossCalculator::Traditional(t) => LossPath::Traditional(t),
-        }
-    }
-}
 
 /// Averages of one validation pass, in a fixed order.
 #[derive(Debug, Clone)]
@@ -62,7 +47,7 @@ impl EvalReport {
 pub fn evaluate(
     model: &dyn VqModel,
     levels: &[(String, i64)],
-    loss: &LossPath,
+    loss: &LossCalculator,
     norm: &PixelNorm,
     data: &mut DataSource,
     max_batches: usize,
@@ -89,44 +74,17 @@ pub fn evaluate(
         let x = norm.model_input(&batch);
         let n = x.size()[0] as f64;
         let out = model.forward_t(&x, false)?;
-        let log = match loss {
-            LossPath::Taming(l) => {
-                let g = l.generator_step(
-                    &out.vq_loss,
-                    &x,
-                    &out.recon,
-                    step,
-                    &model.last_layer(),
-                    Split::Val,
-                )?;
-                let d = l.discriminator_step(&x, &out.recon, step, Split::Val);
-                let mut v = g.log.scalars();
-                v.extend(d.log.scalars());
-                v
-            }
-            LossPath::Traditional(c) => {
-                let mut v = c
-                    .compute_total_loss(
-                        &x,
-                        &out.recon,
-                        &out.vq_loss,
-                        &model.last_layer(),
-                        step,
-                        Split::Val,
-                    )?
-                    .log
-                    .scalars();
-                // The traditional path's reconstruction term is `recon_loss`; best-by-validation reads `rec_loss`.
-                if let Some(r) = v
-                    .iter()
-                    .find(|(k, _)| k == "val/recon_loss")
-                    .map(|(_, r)| *r)
-                {
-                    v.push(("val/rec_loss".into(), r));
-                }
-                v
-            }
+        let last_layer = model.last_layer();
+        let r = Reconstruction {
+            inputs: &x,
+            recon: &out.recon,
+            vq_loss: &out.vq_loss,
+            last_layer: &last_layer,
         };
+        let mut log = loss.generator_step(&r, step, Split::Val)?.log.scalars();
+        if let Some(d) = loss.discriminator_log(&r, step, Split::Val) {
+            log.extend(d.scalars());
+        }
         for (k, v) in log {
             add(&k, v, n);
         }

@@ -1,19 +1,20 @@
-//! One optimisation step on each path, exactly as the trainer runs it (the fixture
-//! test drives these same functions).
+//! One optimisation step, the same on both loss paths (the fixture test drives this same
+//! function): forward → the calculator's generator loss → backward and the
+//! autoencoder's Adam → the calculator's discriminator update on its steps, on the same
+//! reconstruction, detached.
 
 use tch::{Device, Kind, Tensor};
 
 use crate::autocast::Autocast;
-use crate::loss::{LossLog, Split, TraditionalCalculator, VqLpipsWithDiscriminator};
+use crate::loss::{LossCalculator, LossLog, Reconstruction, Split, Update, UpdateSettings};
 use crate::model::{ModelOutput, VqModel};
 use crate::optim::Adam;
 use crate::train::error::TrainError;
 
-/// Per-step settings taken from `train_args`.
+/// Per-step settings taken from `train_args` and the lr schedule.
 #[derive(Debug, Clone, Copy)]
 pub struct StepSettings {
     pub lr: f64,
-    pub disc_update_every: u64,
     pub grad_clip: Option<f64>,
     /// bf16 autocast on this (CUDA) device around the forwards.
     pub amp: Option<Device>,
@@ -44,42 +45,30 @@ fn autocast(s: &StepSettings) -> Option<Autocast> {
     s.amp.map(|d| Autocast::enabled(d, Kind::BFloat16))
 }
 
-fn update(opt: &mut Adam, loss: &Tensor, s: &StepSettings) -> Result<(), TrainError> {
-    opt.zero_grad();
-    loss.f_backward()?;
-    if let Some(c) = s.grad_clip {
-        opt.clip_grad_norm(c);
-    }
-    opt.set_lr(s.lr);
-    opt.step();
-    Ok(())
-}
-
-/// Taming path at global step `step`: generator loss (optimizer 0) → opt_ae; then,
-/// when `step % disc_update_every == 0`, the discriminator loss (optimizer 1) on the
-/// same reconstruction, detached → opt_disc. `None` when a loss was not finite: the
+/// Trains on batch `x` at global step `step`. `None` when a loss was not finite: the
 /// update it belonged to was skipped.
-pub fn taming_step(
+pub fn train_step(
     model: &dyn VqModel,
-    loss: &VqLpipsWithDiscriminator,
+    calc: &mut LossCalculator,
     opt_ae: &mut Adam,
-    opt_disc: &mut Adam,
     x: &Tensor,
     step: u64,
     s: &StepSettings,
 ) -> Result<Option<StepLog>, TrainError> {
-    let (out, g) = {
+    let last_layer = model.last_layer();
+    let out = {
         let _amp = autocast(s);
-        let out = model.forward_t(x, true)?;
-        let g = loss.generator_step(
-            &out.vq_loss,
-            x,
-            &out.recon,
-            step,
-            &model.last_layer(),
-            Split::Train,
-        )?;
-        (out, g)
+        model.forward_t(x, true)?
+    };
+    let r = Reconstruction {
+        inputs: x,
+        recon: &out.recon,
+        vq_loss: &out.vq_loss,
+        last_layer: &last_layer,
+    };
+    let g = {
+        let _amp = autocast(s);
+        calc.generator_step(&r, step, Split::Train)?
     };
     if !g.total_loss.double_value(&[]).is_finite() {
         return Ok(None);
@@ -87,57 +76,26 @@ pub fn taming_step(
     let backward = g.backward_loss.as_ref().ok_or_else(|| {
         TrainError::Usage("the generator pass built no graph (is autograd disabled?)".into())
     })?;
-    update(opt_ae, backward, s)?;
+    opt_ae.zero_grad();
+    backward.f_backward()?;
+    if let Some(c) = s.grad_clip {
+        opt_ae.clip_grad_norm(c);
+    }
+    opt_ae.set_lr(s.lr);
+    opt_ae.step();
+    let settings = UpdateSettings {
+        lr: s.lr,
+        grad_clip: s.grad_clip,
+    };
+    let update = {
+        let _amp = autocast(s);
+        calc.discriminator_step(&r, step, &settings)?
+    };
     let mut losses = vec![g.log];
-    if step.is_multiple_of(s.disc_update_every) {
-        let d = {
-            let _amp = autocast(s);
-            loss.discriminator_step(x, &out.recon, step, Split::Train)
-        };
-        if !d.loss.double_value(&[]).is_finite() {
-            return Ok(None);
-        }
-        update(opt_disc, &d.loss, s)?;
-        losses.push(d.log);
+    match update {
+        Update::NotDue => {}
+        Update::Done(log) => losses.push(log),
+        Update::NonFinite => return Ok(None),
     }
-    Ok(Some(StepLog::new(losses, x, out)))
-}
-
-/// Traditional path: one optimizer over the model, then the calculator's own
-/// discriminator update (on its schedule).
-pub fn traditional_step(
-    model: &dyn VqModel,
-    calc: &mut TraditionalCalculator,
-    opt: &mut Adam,
-    x: &Tensor,
-    step: u64,
-    s: &StepSettings,
-) -> Result<Option<StepLog>, TrainError> {
-    let (out, ld) = {
-        let _amp = autocast(s);
-        let out = model.forward_t(x, true)?;
-        let ld = calc.compute_total_loss(
-            x,
-            &out.recon,
-            &out.vq_loss,
-            &model.last_layer(),
-            step,
-            Split::Train,
-        )?;
-        (out, ld)
-    };
-    if !ld.total_loss.double_value(&[]).is_finite() {
-        return Ok(None);
-    }
-    let backward = ld.backward_loss.as_ref().ok_or_else(|| {
-        TrainError::Usage("the generator pass built no graph (is autograd disabled?)".into())
-    })?;
-    update(opt, backward, s)?;
-    let disc_log = {
-        let _amp = autocast(s);
-        calc.step_discriminator(&ld, step)?
-    };
-    let mut losses = vec![ld.log];
-    losses.extend(disc_log);
     Ok(Some(StepLog::new(losses, x, out)))
 }

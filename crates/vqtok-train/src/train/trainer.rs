@@ -1,11 +1,12 @@
-//! The seed's TrainVqVae (seed §4–§7): model and loss from the config, one or two
-//! Adams, the loop, logging, validation and checkpoints.
+//! The seed's TrainVqVae (seed §4–§7): model and loss from the config, the
+//! autoencoder's Adam (the discriminator's lives with the discriminator), the loop,
+//! logging, validation and checkpoints.
 //!
-//! Per step: batch `[b, d, h, w, c]` → `[(b·d), c, h, w]` → normalize → forward →
-//! - taming path: zero_grad, generator loss (optimizer 0), backward, step opt_ae; on
-//!   steps where `step % disc_update_every == 0`: zero_grad, discriminator loss
-//!   (optimizer 1) on the same reconstruction detached, backward, step opt_disc;
-//! - traditional path: one optimizer, then the LossCalculator's own discriminator step.
+//! Per step (`step.rs`, the same on both loss paths): batch `[b, d, h, w, c]` →
+//! `[(b·d), c, h, w]` → normalize → forward → the LossCalculator's generator loss
+//! (taming's optimizer 0) → backward, the autoencoder's Adam → on the discriminator's
+//! steps (from `disc_start`, every `disc_update_every`), its loss on the same
+//! reconstruction detached (optimizer 1), backward, its Adam.
 //!
 //! Every step's RNG is seeded from (seed, step), so a resumed run draws the same
 //! random numbers as an uninterrupted one; the data position, both optimizers and
@@ -19,23 +20,21 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Amp, Config, ModelConfig, json_diff};
 
-use crate::loss::{
-    LossCalculator, LossLog, LossOptions, Lpips, OPTIMIZER_DISC_PREFIX, Split, lpips_weights_path,
-};
+use crate::loss::{LossCalculator, LossLog, LossOptions, Lpips, Split, lpips_weights_path};
 use crate::model::{CodebookUsage, VqModel, create_model};
-use crate::optim::Adam;
+use crate::optim::{Adam, AdamConfig};
 use crate::state_dict::{LoadOptions, load_state_dict};
 use crate::train::checkpoint::{self, CheckpointContent, TrainState};
 use crate::train::checkpoint_store::CheckpointStore;
 use crate::train::data::DataSource;
 use crate::train::device::device_name;
 use crate::train::error::TrainError;
-use crate::train::evaluate::{EvalReport, LossPath, evaluate};
+use crate::train::evaluate::{EvalReport, evaluate};
 use crate::train::metrics_log::MetricsLog;
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::progress::Progress;
 use crate::train::schedule::LrSchedule;
-use crate::train::step::{StepLog, StepSettings, taming_step, traditional_step};
+use crate::train::step::{StepLog, StepSettings, train_step};
 use crate::train::tensorboard::EventWriter;
 
 /// Settings of one invocation that are not part of the config.
@@ -82,10 +81,10 @@ pub struct Trainer {
     model: Box<dyn VqModel>,
     /// (state-dict name, codebook size) per level.
     levels: Vec<(String, i64)>,
-    loss: LossPath,
+    /// The loss and the discriminator (with its own Adam).
+    calc: LossCalculator,
+    /// The autoencoder's Adam.
     opt_ae: Adam,
-    /// Taming path only (the traditional path's lives in its calculator).
-    opt_disc: Option<Adam>,
     schedule: LrSchedule,
     norm: PixelNorm,
     train_data: DataSource,
@@ -145,17 +144,10 @@ impl Trainer {
             .collect();
         let loss_opts = LossOptions::new(device);
         let calc = LossCalculator::new(&cfg, model.as_ref(), &loss_opts)?;
-        let (opt_ae, opt_disc) = match calc.get_taming_optimizers(model.as_ref()) {
-            Some((ae, disc)) => (ae, Some(disc)),
-            None => (
-                Adam::new(
-                    model.trainable_vars(),
-                    crate::optim::AdamConfig::from_train_args(&cfg.train),
-                ),
-                None,
-            ),
-        };
-        let loss: LossPath = calc.into();
+        let opt_ae = Adam::new(
+            model.trainable_vars(),
+            AdamConfig::from_train_args(&cfg.train),
+        );
         // Validation LPIPS whenever the weights are there (it is only a metric here).
         let lpips_eval = match lpips_weights_path(None) {
             Ok(p) if p.exists() => Some(Lpips::load(&p, device, Kind::Float)?),
@@ -180,9 +172,8 @@ impl Trainer {
             vs,
             model,
             levels,
-            loss,
+            calc,
             opt_ae,
-            opt_disc,
             lpips_eval,
             store,
             step: 0,
@@ -235,7 +226,7 @@ impl Trainer {
 
     fn restore(&mut self, ck: checkpoint::LoadedCheckpoint) -> Result<(), TrainError> {
         let dir = self.opts.resume.clone().unwrap_or_default();
-        let source = dir.join(checkpoint::MODEL_FILE).display().to_string();
+        let source = dir.join(checkpoint::MODEL_FILE);
         let opts = LoadOptions {
             ignore_prefixes: vec!["loss.".into()],
             ..LoadOptions::default()
@@ -250,22 +241,18 @@ impl Trainer {
         self.opt_ae
             .load_state_dict(&ck.optimizer_ae)
             .map_err(|e| bad_state(checkpoint::OPTIMIZER_AE_FILE, e))?;
-        match &mut self.loss {
-            LossPath::Taming(loss) => {
-                loss.load_discriminator(&ck.model, &source)?;
-                if let (Some(opt), Some(state)) = (&mut self.opt_disc, &ck.optimizer_disc) {
-                    opt.load_state_dict(state)
-                        .map_err(|e| bad_state(checkpoint::OPTIMIZER_DISC_FILE, e))?;
-                }
-            }
-            LossPath::Traditional(calc) => {
-                let mut named = ck.model;
-                for (k, v) in ck.optimizer_disc.unwrap_or_default() {
-                    named.insert(format!("{OPTIMIZER_DISC_PREFIX}{k}"), v);
-                }
-                calc.load_checkpoint_state(&named, &source)?;
-            }
+        if self.calc.discriminator().is_some() && ck.optimizer_disc.is_none() {
+            return Err(
+                crate::train::checkpoint_store::CheckpointError::Invalid(format!(
+                    "{}: {} is missing",
+                    dir.display(),
+                    checkpoint::OPTIMIZER_DISC_FILE
+                ))
+                .into(),
+            );
         }
+        self.calc
+            .load_checkpoint_state(&ck.model, ck.optimizer_disc.as_ref(), &source)?;
         self.step = ck.state.step;
         self.skipped_steps = ck.state.skipped_steps;
         self.best_val = ck.state.best_val_rec_loss;
@@ -284,7 +271,7 @@ impl Trainer {
                 self.cfg.model_type,
                 device_name(self.opts.device),
                 self.step,
-                if matches!(self.loss, LossPath::Taming(_)) {
+                if self.calc.use_taming_loss() {
                     "taming loss, two optimizers"
                 } else {
                     "traditional loss"
@@ -411,38 +398,19 @@ impl Trainer {
     /// One optimisation step at `self.step`; `None` when the loss was not finite and
     /// no weight was updated.
     fn train_step(&mut self, x: &Tensor) -> Result<Option<StepLog>, TrainError> {
-        let t = &self.cfg.train;
         let settings = StepSettings {
             lr: self.schedule.lr_at(self.step),
-            disc_update_every: t.disc_update_every,
-            grad_clip: t.grad_clip,
+            grad_clip: self.cfg.train.grad_clip,
             amp: self.amp.then_some(self.opts.device),
         };
-        match &mut self.loss {
-            LossPath::Taming(loss) => {
-                let opt_disc = self
-                    .opt_disc
-                    .as_mut()
-                    .expect("the taming path has a discriminator optimizer");
-                taming_step(
-                    self.model.as_ref(),
-                    loss,
-                    &mut self.opt_ae,
-                    opt_disc,
-                    x,
-                    self.step,
-                    &settings,
-                )
-            }
-            LossPath::Traditional(calc) => traditional_step(
-                self.model.as_ref(),
-                calc,
-                &mut self.opt_ae,
-                x,
-                self.step,
-                &settings,
-            ),
-        }
+        train_step(
+            self.model.as_ref(),
+            &mut self.calc,
+            &mut self.opt_ae,
+            x,
+            self.step,
+            &settings,
+        )
     }
 
     /// Writes one log interval to TensorBoard and metrics.jsonl; returns the short
@@ -522,7 +490,7 @@ impl Trainer {
         let report = evaluate(
             self.model.as_ref(),
             &self.levels,
-            &self.loss,
+            &self.calc,
             &self.norm,
             &mut data,
             self.cfg.train.val_batches,
@@ -557,36 +525,18 @@ impl Trainer {
             step: self.step,
             model_hash: self.cfg.model_hash(),
             config_hash: self.cfg.config_hash(),
-            use_taming_loss: matches!(self.loss, LossPath::Taming(_)),
+            use_taming_loss: self.calc.use_taming_loss(),
             data: self.train_data.state(),
             seed: self.cfg.train.seed,
             skipped_steps: self.skipped_steps,
             best_val_rec_loss: self.best_val,
             vqtok_version: env!("CARGO_PKG_VERSION").into(),
         };
-        let (model_extra, optimizer_disc) = match &self.loss {
-            LossPath::Taming(loss) => (
-                loss.discriminator().state(),
-                self.opt_disc.as_ref().map(Adam::state_dict),
-            ),
-            LossPath::Traditional(calc) => {
-                let (opt, disc): (Vec<_>, Vec<_>) = calc
-                    .get_checkpoint_state()
-                    .into_iter()
-                    .partition(|(k, _)| k.starts_with(OPTIMIZER_DISC_PREFIX));
-                let opt: Vec<(String, Tensor)> = opt
-                    .into_iter()
-                    .map(|(k, v)| (k[OPTIMIZER_DISC_PREFIX.len()..].to_string(), v))
-                    .collect();
-                (disc, (!opt.is_empty()).then_some(opt))
-            }
-        };
         let content = CheckpointContent {
             config: &self.cfg,
             model: &self.vs,
-            model_extra,
+            discriminator: self.calc.checkpoint_state(),
             optimizer_ae: self.opt_ae.state_dict(),
-            optimizer_disc,
             scheduler: self.schedule.state(self.step),
             state: &state,
         };
