@@ -3,6 +3,8 @@
 //! `vqtok-train reference` → `vqtok-export export --reference` (export + verification
 //! against the tch model) → `vqtokenize` → `vqtokenize decode --psnr --compare`, with a
 //! PSNR floor; plus refusal of the trained model's tokens by an untrained model.
+//! And the path of a model trained elsewhere: a taming Lightning checkpoint →
+//! `cargo xtask import-taming` → `cargo xtask export --weights --config` → `vqtokenize`.
 //!
 //! The binaries belong to other packages (vqtok-train links libtorch), so the test builds
 //! them with cargo in its own profile: a no-op under `cargo test --workspace`, which has
@@ -267,4 +269,74 @@ fn trained_tiny_model_tokenizes_and_reconstructs_above_a_psnr_floor() {
     assert_status(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("made by model"), "{err}");
+}
+
+/// Runs `cargo xtask ARGS` from the workspace root.
+fn xtask(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "-p", "xtask", "--"])
+        .args(args.iter().map(|a| a.as_ref()))
+        .current_dir(workspace_root())
+        .output()
+        .expect("cannot run cargo")
+}
+
+#[test]
+fn an_imported_taming_checkpoint_exports_and_tokenizes() {
+    let bins = binaries();
+    let dir = scratch("imported");
+    let fixture = workspace_root().join("tests/fixtures/taming_tiny");
+    // A Lightning-shaped checkpoint of the original code: the fixture's weights under
+    // `state_dict`, LPIPS included, as taming's training script saves them.
+    let ckpt = dir.join("last.ckpt");
+    let python = std::env::var_os("VQTOK_PYTHON").expect("set by .cargo/config.toml");
+    let make = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys, torch\n\
+             from safetensors.torch import load_file\n\
+             sd = load_file(sys.argv[1])\n\
+             sd['loss.perceptual_loss.lin0.model.1.weight'] = torch.zeros(1, 64, 1, 1)\n\
+             torch.save({'global_step': 5, 'state_dict': sd}, sys.argv[2])",
+        )
+        .arg(fixture.join("model.safetensors"))
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    assert_status(&make, 0);
+
+    let weights = dir.join("imported.safetensors");
+    assert_status(
+        &xtask(&[&"import-taming", &"--ckpt", &ckpt, &"--out", &weights]),
+        0,
+    );
+    let model = dir.join("model");
+    let config = fixture.join("param.json");
+    let out = xtask(&[
+        &"export",
+        &"--weights",
+        &weights,
+        &"--config",
+        &config,
+        &"--out",
+        &model,
+    ]);
+    assert_status(&out, 0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["verification"]["status"], "passed");
+
+    let video = dir.join("clip.mp4");
+    write_clip(&video, 20, 64, 48, 3);
+    let tokens = round_trip(&bins, &model, &video, &dir, "imported");
+    // The fixture's weights never saw this clip: the point is that every step runs on an
+    // imported model and the tokens decode back at the model's size.
+    assert!(tokens.psnr.is_finite());
+    let meta = Command::new(bins.join("vqtokenize"))
+        .arg("info")
+        .arg(&tokens.tokens)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_status(&meta, 0);
 }

@@ -35,18 +35,3 @@ pub fn command(path: &PathBuf) -> Command {
     cmd.current_dir(root());
     cmd
 }
-
-/// The checkpoint folder `--ckpt` names, or the run's latest.
-pub fn checkpoint(run: &std::path::Path, ckpt: Option<&std::path::Path>) -> Result<PathBuf> {
-    let dir = match ckpt {
-        Some(c) => c.to_path_buf(),
-        None => run.join("checkpoints/latest"),
-    };
-    if !dir.join("train_state.json").is_file() {
-        return Err(util::user_error(format!(
-            "{}: no checkpoint there (train first, or pass --ckpt)",
-            dir.display()
-        )));
-    }
-    Ok(dir)
-}

@@ -82,8 +82,7 @@ fn write_config(dir: &Path, steps: Option<u64>) -> Result<(PathBuf, u64)> {
 
 /// The step of the run's latest checkpoint, if any.
 fn trained_steps(run: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(run.join("checkpoints/latest/train_state.json")).ok()?;
-    serde_json::from_str::<Value>(&text).ok()?["step"].as_u64()
+    Some(vqtok_run::RunDir::new(run).latest()?.state().ok()?.step)
 }
 
 /// Runs a built binary, echoing what it prints; fails on a non-zero status.
@@ -160,7 +159,12 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
 
     eprintln!("==> export + verification against the tch model");
     let t = Instant::now();
-    export::export(&run_dir, None, &model, false, args.release)?;
+    export::export(
+        &export::ModelArgs::latest_of(&run_dir),
+        &model,
+        false,
+        args.release,
+    )?;
     let export_s = t.elapsed().as_secs_f64();
 
     eprintln!(

@@ -65,14 +65,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Export a checkpoint to an ONNX model folder and verify it against the tch model.
-    #[command(after_help = "Example:\n  cargo xtask export --run runs/tiny --out models/tiny")]
+    /// Export a trained model to an ONNX model folder and verify it against the tch model.
+    #[command(
+        after_help = "Examples:\n  cargo xtask export --run runs/tiny --out models/tiny\n  \
+        cargo xtask export --weights model.safetensors --config param.json --out models/imported"
+    )]
     Export {
-        #[arg(long)]
-        run: std::path::PathBuf,
-        /// A checkpoint folder (default: the run's latest).
-        #[arg(long)]
-        ckpt: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        model: export::ModelArgs,
         #[arg(long)]
         out: std::path::PathBuf,
         /// Skip verification (manifest.json then says it was not run).
@@ -81,13 +81,12 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Verify a model folder against a run's tch model (token agreement, decoder |Δ|, ΔPSNR).
+    /// Verify a model folder against the tch model it came from (token agreement, decoder
+    /// |Δ|, ΔPSNR).
     #[command(after_help = "Example:\n  cargo xtask verify --run runs/tiny --model models/tiny")]
     Verify {
-        #[arg(long)]
-        run: std::path::PathBuf,
-        #[arg(long)]
-        ckpt: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        source: export::ModelArgs,
         #[arg(long)]
         model: std::path::PathBuf,
         #[arg(long)]
@@ -164,18 +163,16 @@ fn main() -> ExitCode {
         Command::Train { release, args } => train::run("train", &args, release),
         Command::Eval { release, args } => train::run("eval", &args, release),
         Command::Export {
-            run,
-            ckpt,
+            model,
             out,
             no_verify,
             release,
-        } => export::export(&run, ckpt.as_deref(), &out, no_verify, release),
+        } => export::export(&model, &out, no_verify, release),
         Command::Verify {
-            run,
-            ckpt,
+            source,
             model,
             release,
-        } => export::verify(&run, ckpt.as_deref(), &model, release),
+        } => export::verify(&source, &model, release),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
         Command::Demo {
             steps,

@@ -18,10 +18,6 @@ use crate::onnx::{IR_VERSION, OPSET, write_model};
 use crate::tensor_file::{RawTensor, write_tensors};
 use crate::weights::{CheckpointWeights, Init, WeightSource};
 
-/// A checkpoint folder's file names.
-pub const CHECKPOINT_WEIGHTS: &str = "model.safetensors";
-pub const CHECKPOINT_CONFIG: &str = "param.json";
-
 /// Protobuf messages cannot exceed 2 GiB; past this many bytes of weights a graph
 /// stores them in `<graph>.onnx.data` instead.
 pub const DEFAULT_EXTERNAL_DATA_THRESHOLD: u64 = 1_800_000_000;
@@ -44,28 +40,23 @@ impl Default for ExportOptions {
 }
 
 /// A trained model ready to export: its config and weights.
-pub struct Checkpoint {
+pub struct ModelSource {
     pub config: Config,
     pub weights: CheckpointWeights,
 }
 
-impl Checkpoint {
-    /// A checkpoint folder: `model.safetensors` (taming state-dict names) + `param.json`.
-    pub fn open_dir(dir: &Path) -> Result<Checkpoint> {
-        if !dir.is_dir() {
-            return Err(ExportError::bad_input(
-                dir,
-                "checkpoint folder does not exist",
-            ));
-        }
-        Self::open(&dir.join(CHECKPOINT_WEIGHTS), &dir.join(CHECKPOINT_CONFIG))
+impl ModelSource {
+    /// A training checkpoint (`vqtok_run::Checkpoint`: its model.safetensors and param.json).
+    pub fn checkpoint(ck: &vqtok_run::Checkpoint) -> Result<ModelSource> {
+        Self::files(&ck.model_path(), &ck.config_path())
     }
 
-    /// Explicit weights and config files.
-    pub fn open(weights: &Path, config: &Path) -> Result<Checkpoint> {
+    /// Bare weights with taming's names (a checkpoint's model.safetensors, or a taming
+    /// model converted by `cargo xtask import-taming`) and the param.json they belong to.
+    pub fn files(weights: &Path, config: &Path) -> Result<ModelSource> {
         let config = Config::from_path(config)?;
         let weights = CheckpointWeights::open(weights)?;
-        Ok(Checkpoint { config, weights })
+        Ok(ModelSource { config, weights })
     }
 }
 

@@ -28,10 +28,7 @@ pub mod verify;
 mod weights;
 
 pub use error::{ExportError, Result};
-pub use export::{
-    CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS, Checkpoint, DEFAULT_EXTERNAL_DATA_THRESHOLD,
-    ExportOptions, export,
-};
+pub use export::{DEFAULT_EXTERNAL_DATA_THRESHOLD, ExportOptions, ModelSource, export};
 pub use graphs::{FRAMES, GraphKind, IMAGES, build_graph, indices_name};
 pub use manifest::{
     CODEBOOK_FILE, FileInfo, GraphInfo, IoInfo, LevelInfo, MANIFEST_FILE, Manifest, Normalization,

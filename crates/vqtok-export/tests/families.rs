@@ -253,7 +253,11 @@ fn checkpoint_weights_are_checked_by_name_and_shape() {
 fn onnx_checker_and_python_onnxruntime_accept_every_graph() {
     let root = scratch("python_checks");
     let fixture = root.join("taming_tiny");
-    let mut ckpt = vqtok_export::Checkpoint::open_dir(&taming_tiny()).unwrap();
+    let mut ckpt = vqtok_export::ModelSource::files(
+        &taming_tiny().join("model.safetensors"),
+        &taming_tiny().join("param.json"),
+    )
+    .unwrap();
     export(
         &ckpt.config,
         &mut ckpt.weights,

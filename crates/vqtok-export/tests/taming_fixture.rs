@@ -8,12 +8,16 @@ use std::path::Path;
 use common::*;
 use vqtok_export::runtime::Input;
 use vqtok_export::{
-    Checkpoint, ExportOptions, GraphKind, Manifest, RawTensor, TensorFile, Verification,
+    ExportOptions, GraphKind, Manifest, ModelSource, RawTensor, TensorFile, Verification,
     VerifyOptions, export, verify, write_tensors,
 };
 
 fn export_fixture(dir: &Path, options: &ExportOptions) -> Manifest {
-    let mut ckpt = Checkpoint::open_dir(&taming_tiny()).unwrap();
+    let mut ckpt = ModelSource::files(
+        &taming_tiny().join("model.safetensors"),
+        &taming_tiny().join("param.json"),
+    )
+    .unwrap();
     let m = export(&ckpt.config, &mut ckpt.weights, dir, options).unwrap();
     // The fixture also holds the discriminator (`loss.*`), which is expected to be unused.
     assert_eq!(ckpt.weights.unused(), Vec::<String>::new());

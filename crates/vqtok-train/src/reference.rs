@@ -6,33 +6,26 @@
 
 use std::path::Path;
 
-use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
 
-use crate::model::create_model;
-use crate::state_dict::{LoadOptions, load_state_dict};
+use crate::model::{LoadedModel, open_model};
 use crate::train::TrainError;
-use crate::train::checkpoint::MODEL_FILE;
 use crate::train::pixels::PixelNorm;
 
-/// Encodes `frames` (u8 `[N, H, W, 3]`) with the checkpoint's model in f32 and writes
-/// the reference file to `out`. Frames are normalised exactly as the u8 encoder graph does.
+/// Encodes `frames` (u8 `[N, H, W, 3]`) in f32 with the model `cfg` describes, its
+/// weights from `weights` (a checkpoint's model.safetensors or an imported taming model),
+/// and writes the reference file to `out`. Frames are normalised exactly as the u8
+/// encoder graph does.
 pub fn write_reference(
     cfg: &Config,
-    checkpoint: &Path,
+    weights: &Path,
     frames: &Tensor,
     device: Device,
     out: &Path,
 ) -> Result<(), TrainError> {
     let _no_grad = tch::no_grad_guard();
-    let vs = VarStore::new(device);
-    let model = create_model(&cfg.model, &vs.root())?;
-    let opts = LoadOptions {
-        ignore_prefixes: vec!["loss.".into()],
-        ..LoadOptions::default()
-    };
-    load_state_dict(&vs, checkpoint.join(MODEL_FILE), &opts)?;
+    let LoadedModel { vs: _vs, model } = open_model(&cfg.model, weights, device)?;
     let norm = PixelNorm::new(&cfg.data.normalize, device);
     let mut named: Vec<(String, Tensor)> =
         vec![("frames".into(), frames.to_kind(Kind::Uint8).contiguous())];

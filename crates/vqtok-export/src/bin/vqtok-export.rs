@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use vqtok_core::exit;
 use vqtok_export::runtime::{self, SessionOptions};
-use vqtok_export::{Checkpoint, ExportError, ExportOptions, VerifyOptions, VerifyReport};
+use vqtok_export::{ExportError, ExportOptions, ModelSource, VerifyOptions, VerifyReport};
 
 #[derive(Parser)]
 #[command(
@@ -39,11 +39,11 @@ struct RuntimeArgs {
 enum Command {
     /// Write encoder/decoder graphs, codebooks and manifest.json for a checkpoint.
     #[command(
-        after_help = "Examples:\n  vqtok-export export --checkpoint runs/x/ckpt-2000 --out models/x\n  \
+        after_help = "Examples:\n  vqtok-export export --checkpoint runs/x --out models/x\n  \
         vqtok-export export --weights model.safetensors --config param.json --out models/x --reference ref.safetensors"
     )]
     Export {
-        /// Folder with model.safetensors and param.json.
+        /// A training checkpoint folder, or a run folder (its latest checkpoint).
         #[arg(long, conflicts_with_all = ["weights", "config"], required_unless_present_all = ["weights", "config"])]
         checkpoint: Option<PathBuf>,
         /// State dict (taming names), with --config.
@@ -136,8 +136,10 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             runtime: rt,
         } => {
             let mut ckpt = match (checkpoint, weights, config) {
-                (Some(dir), _, _) => Checkpoint::open_dir(&dir)?,
-                (None, Some(w), Some(c)) => Checkpoint::open(&w, &c)?,
+                (Some(dir), _, _) => {
+                    ModelSource::checkpoint(&vqtok_run::Checkpoint::resolve(&dir)?)?
+                }
+                (None, Some(w), Some(c)) => ModelSource::files(&w, &c)?,
                 _ => unreachable!("clap requires --checkpoint or --weights with --config"),
             };
             let options = ExportOptions {
@@ -180,6 +182,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(exit::FAILURE),
-        Err(e) => exit::report(&e, &[exit::blame::<ExportError>]),
+        Err(e) => exit::report(
+            &e,
+            &[
+                exit::blame::<ExportError>,
+                exit::blame::<vqtok_run::RunError>,
+            ],
+        ),
     }
 }

@@ -5,16 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use tch::nn::VarStore;
+use clap::{Args, Parser, Subcommand};
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
 use vqtok_core::exit;
+use vqtok_run::Checkpoint;
 use vqtok_train::loss::{LossCalculator, LossOptions, Lpips, Split, lpips_weights_path};
-use vqtok_train::model::create_model;
-use vqtok_train::state_dict::{LoadOptions, load_state_dict};
-use vqtok_train::train::checkpoint::{self, MODEL_FILE};
-use vqtok_train::train::checkpoint_store::resolve;
+use vqtok_train::model::{LoadedModel, open_model};
 use vqtok_train::train::data::DataSource;
 use vqtok_train::train::device::resolve_device;
 use vqtok_train::train::evaluate::evaluate;
@@ -90,12 +87,12 @@ enum Command {
     },
     /// Write the tch reference file for `vqtok-export verify`.
     #[command(
-        after_help = "Example:\n  vqtok-train reference --ckpt runs/tiny/checkpoints/latest --out ref.safetensors"
+        after_help = "Examples:\n  vqtok-train reference --ckpt runs/tiny --out ref.safetensors\n  \
+        vqtok-train reference --weights model.safetensors --config param.json --out ref.safetensors --data clips/"
     )]
     Reference {
-        /// A checkpoint folder or run folder.
-        #[arg(long)]
-        ckpt: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
         #[arg(long)]
         out: PathBuf,
         /// Held-out validation batches to include (from the config's or --data's videos).
@@ -112,6 +109,34 @@ enum Command {
     },
 }
 
+/// A trained model: a checkpoint (or run folder), or bare weights with their config.
+#[derive(Args)]
+struct ModelArgs {
+    /// A checkpoint folder or run folder (its latest checkpoint).
+    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+    ckpt: Option<PathBuf>,
+    /// A state dict with taming's names (e.g. from `cargo xtask import-taming`), with --config.
+    #[arg(long, requires = "config")]
+    weights: Option<PathBuf>,
+    /// The param.json the weights belong to, with --weights.
+    #[arg(long, requires = "weights")]
+    config: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// (config, weights file) of the model these arguments name.
+    fn resolve(&self) -> Result<(Config, PathBuf)> {
+        match (&self.ckpt, &self.weights, &self.config) {
+            (Some(dir), _, _) => {
+                let ck = Checkpoint::resolve(dir)?;
+                Ok((ck.config()?, ck.model_path()))
+            }
+            (None, Some(weights), Some(config)) => Ok((load_config(config)?, weights.clone())),
+            _ => Err(usage("give --ckpt, or --weights with --config")),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
@@ -119,7 +144,13 @@ fn main() -> ExitCode {
     }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => exit::report(&e, &[exit::blame::<TrainError>]),
+        Err(e) => exit::report(
+            &e,
+            &[
+                exit::blame::<TrainError>,
+                exit::blame::<vqtok_run::RunError>,
+            ],
+        ),
     }
 }
 
@@ -137,12 +168,12 @@ fn run(command: Command) -> Result<()> {
         } => {
             let resume = match resume {
                 None => None,
-                Some(None) => Some(resolve(&out).map_err(TrainError::from)?),
-                Some(Some(p)) => Some(resolve(&p).map_err(TrainError::from)?),
+                Some(None) => Some(Checkpoint::resolve(&out)?),
+                Some(Some(p)) => Some(Checkpoint::resolve(&p)?),
             };
             let mut cfg = match (&config, &resume) {
                 (Some(path), _) => load_config(path)?,
-                (None, Some(ckpt)) => load_config(&ckpt.join(checkpoint::CONFIG_FILE))?,
+                (None, Some(ckpt)) => ckpt.config()?,
                 (None, None) => return Err(usage("--config is required unless --resume is given")),
             };
             if !data.is_empty() {
@@ -171,7 +202,7 @@ fn run(command: Command) -> Result<()> {
             let summary = trainer.run(&stop)?;
             let ckpt = summary
                 .last_checkpoint
-                .map(|p| p.display().to_string())
+                .map(|c| c.dir().display().to_string())
                 .unwrap_or_else(|| "none".into());
             eprintln!(
                 "{} at step {} ({} skipped steps); last checkpoint: {ckpt}",
@@ -192,36 +223,35 @@ fn run(command: Command) -> Result<()> {
             batches,
             device,
         } => {
-            let dir = resolve(ckpt.as_deref().unwrap_or(&run)).map_err(TrainError::from)?;
-            let mut cfg = load_config(&dir.join(checkpoint::CONFIG_FILE))?;
+            let ck = Checkpoint::resolve(ckpt.as_deref().unwrap_or(&run))?;
+            let mut cfg = ck.config()?;
             if !data.is_empty() {
                 // Exactly these files are evaluated (not a hash split of them).
                 cfg.data.val = data;
             }
             let device = resolve_device(&device)?;
             let report =
-                eval_checkpoint(&cfg, &dir, device, batches.unwrap_or(cfg.train.val_batches))?;
-            println!("checkpoint {}", dir.display());
+                eval_checkpoint(&cfg, &ck, device, batches.unwrap_or(cfg.train.val_batches))?;
+            println!("checkpoint {}", ck.dir().display());
             print!("{}", report.table());
             Ok(())
         }
         Command::Reference {
-            ckpt,
+            model,
             out,
             val_batches,
             random,
             data,
             device,
         } => {
-            let dir = resolve(&ckpt).map_err(TrainError::from)?;
-            let mut cfg = load_config(&dir.join(checkpoint::CONFIG_FILE))?;
+            let (mut cfg, weights) = model.resolve()?;
             if !data.is_empty() {
-                // Exactly these files are evaluated (not a hash split of them).
+                // Exactly these files are used (not a hash split of them).
                 cfg.data.val = data;
             }
             let device = resolve_device(&device)?;
             let frames = reference_frames(&cfg, val_batches, random)?;
-            vqtok_train::reference::write_reference(&cfg, &dir, &frames, device, &out)?;
+            vqtok_train::reference::write_reference(&cfg, &weights, &frames, device, &out)?;
             eprintln!("wrote {} ({} frames)", out.display(), frames.size()[0]);
             Ok(())
         }
@@ -273,25 +303,20 @@ fn reference_frames(cfg: &Config, val_batches: usize, random: i64) -> Result<Ten
 
 fn eval_checkpoint(
     cfg: &Config,
-    dir: &Path,
+    ck: &Checkpoint,
     device: Device,
     batches: usize,
 ) -> Result<vqtok_train::train::evaluate::EvalReport> {
-    let vs = VarStore::new(device);
-    let model = create_model(&cfg.model, &vs.root()).map_err(TrainError::from)?;
-    let opts = LoadOptions {
-        ignore_prefixes: vec!["loss.".into()],
-        ..LoadOptions::default()
-    };
-    load_state_dict(&vs, dir.join(MODEL_FILE), &opts).map_err(TrainError::from)?;
+    let LoadedModel { vs: _vs, model } =
+        open_model(&cfg.model, &ck.model_path(), device).map_err(TrainError::from)?;
     let mut calc = LossCalculator::new(cfg, model.as_ref(), &LossOptions::new(device))
         .map_err(TrainError::from)?;
     let named: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join(MODEL_FILE))?
+        Tensor::read_safetensors(ck.model_path())?
             .into_iter()
             .collect();
     // Validation needs the discriminator's weights only, not its optimizer.
-    calc.load_checkpoint_state(&named, None, &dir.join(MODEL_FILE))
+    calc.load_checkpoint_state(&named, None, &ck.model_path())
         .map_err(TrainError::from)?;
     let lpips = match lpips_weights_path(None) {
         Ok(p) if p.exists() => {
@@ -307,8 +332,6 @@ fn eval_checkpoint(
         .collect();
     let norm = PixelNorm::new(&cfg.data.normalize, device);
     let mut data = DataSource::open(cfg, Split::Val, None)?;
-    let state: checkpoint::TrainState =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(checkpoint::STATE_FILE))?)?;
     Ok(evaluate(
         model.as_ref(),
         &levels,
@@ -317,6 +340,6 @@ fn eval_checkpoint(
         &mut data,
         batches,
         lpips.as_ref(),
-        state.step,
+        ck.state()?.step,
     )?)
 }

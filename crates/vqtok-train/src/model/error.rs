@@ -9,6 +9,9 @@ pub enum ModelError {
     /// Images or index grids that do not fit the model (shape, channels, dtype, range).
     #[error("{0}")]
     Input(String),
+    /// A weights file that does not fit the model.
+    #[error(transparent)]
+    Weights(#[from] crate::state_dict::StateDictError),
 }
 
 impl ModelError {

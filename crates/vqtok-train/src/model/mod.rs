@@ -26,8 +26,13 @@ pub use quantize::{
 pub use taming::{AttnBlock, Decoder, Downsample, Encoder, ResnetBlock, TamingModel, Upsample};
 pub use vars::Vars;
 
-use tch::{Tensor, nn};
+use std::path::Path;
+
+use tch::nn::VarStore;
+use tch::{Device, Tensor, nn};
 use vqtok_config::ModelConfig;
+
+use crate::state_dict::{LoadOptions, LoadReport, load_state_dict};
 
 /// What one forward pass returns (the seed's `(vq_loss, recon, perplexity, indices)`).
 #[derive(Debug)]
@@ -69,11 +74,41 @@ pub trait VqModel {
 
 /// Builds the model `cfg` describes under `vs` (the seed's `create_model`; the config
 /// already mapped `model_type` aliases to a family). Weights are freshly initialised as
-/// PyTorch would; load a checkpoint with [`crate::state_dict::load_state_dict`].
+/// PyTorch would; [`load_weights`] loads trained ones.
 pub fn create_model(cfg: &ModelConfig, vs: &nn::Path) -> Result<Box<dyn VqModel>, ModelError> {
     Ok(match cfg {
         ModelConfig::Taming(a) => Box::new(TamingModel::new(vs, a)?),
         ModelConfig::VqVae(a) => Box::new(VqVae::new(vs, a)?),
         ModelConfig::VqVae2(a) => Box::new(VqVae2::new(vs, a)?),
     })
+}
+
+/// Loads a model's weights into `vs` from a state dict with taming's names (a checkpoint's
+/// `model.safetensors`, or a taming model converted by `cargo xtask import-taming`):
+/// every variable of the model, strictly; `loss.*` (discriminator, LPIPS) is not the
+/// model's and is skipped.
+pub fn load_weights(vs: &VarStore, path: &Path) -> Result<LoadReport, ModelError> {
+    let opts = LoadOptions {
+        ignore_prefixes: vec!["loss.".into()],
+        ..LoadOptions::default()
+    };
+    Ok(load_state_dict(vs, path, &opts)?)
+}
+
+/// A trained model: its var store and the model built in it.
+pub struct LoadedModel {
+    pub vs: VarStore,
+    pub model: Box<dyn VqModel>,
+}
+
+/// [`create_model`] on `device`, then [`load_weights`] from `weights`.
+pub fn open_model(
+    cfg: &ModelConfig,
+    weights: &Path,
+    device: Device,
+) -> Result<LoadedModel, ModelError> {
+    let vs = VarStore::new(device);
+    let model = create_model(cfg, &vs.root())?;
+    load_weights(&vs, weights)?;
+    Ok(LoadedModel { vs, model })
 }

@@ -8,7 +8,6 @@ use vqtok_core::exit::Blame;
 use crate::loss::LossError;
 use crate::model::ModelError;
 use crate::state_dict::StateDictError;
-use crate::train::checkpoint_store::CheckpointError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -30,7 +29,7 @@ pub enum TrainError {
     #[error(transparent)]
     StateDict(#[from] StateDictError),
     #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
+    Run(#[from] vqtok_run::RunError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -52,7 +51,7 @@ impl Blame for TrainError {
             TrainError::Usage(_) | TrainError::Data(_) | TrainError::ResumeMismatch { .. } => true,
             TrainError::Model(ModelError::Config { .. }) => true,
             TrainError::Loss(e) => e.is_user_error(),
-            TrainError::Checkpoint(CheckpointError::Invalid(_)) => true,
+            TrainError::Run(e) => e.is_user_error(),
             _ => false,
         }
     }

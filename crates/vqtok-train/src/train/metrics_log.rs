@@ -10,11 +10,11 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Opens `RUN/metrics.jsonl` for appending. When resuming from `resume_step`, lines
-    /// logged after it by the interrupted run are dropped, so the file describes the
-    /// run that actually continues.
-    pub fn open(run_dir: &Path, resume_step: Option<u64>) -> io::Result<Self> {
-        let path = run_dir.join("metrics.jsonl");
+    /// Opens `path` (a run's metrics.jsonl) for appending. When resuming from
+    /// `resume_step`, lines logged after it by the interrupted run are dropped, so the
+    /// file describes the run that actually continues.
+    pub fn open(path: &Path, resume_step: Option<u64>) -> io::Result<Self> {
+        let path = path.to_path_buf();
         if let (Some(step), true) = (resume_step, path.exists()) {
             let kept: Vec<String> = BufReader::new(File::open(&path)?)
                 .lines()
@@ -64,13 +64,13 @@ mod tests {
     fn resume_drops_lines_after_the_checkpoint() {
         let dir = std::env::temp_dir().join(format!("vqtok-metrics-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut log = MetricsLog::open(&dir, None).unwrap();
+        let mut log = MetricsLog::open(&dir.join("metrics.jsonl"), None).unwrap();
         for step in [10, 20, 30] {
             log.write(step, [("train/total_loss", step as f64), ("bad", f64::NAN)])
                 .unwrap();
         }
         drop(log);
-        let mut log = MetricsLog::open(&dir, Some(20)).unwrap();
+        let mut log = MetricsLog::open(&dir.join("metrics.jsonl"), Some(20)).unwrap();
         log.write(30, [("train/total_loss", 3.0)]).unwrap();
         let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
         let lines: Vec<serde_json::Value> = text

@@ -2,7 +2,6 @@
 //! (`param.json`, `checkpoints/`, `tensorboard/`, `metrics.jsonl`).
 
 pub mod checkpoint;
-pub mod checkpoint_store;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Amp, Config, ModelConfig, json_diff};
+use vqtok_run::{Checkpoint, CheckpointStore, RunDir, RunError, TrainState};
 
 use crate::loss::{LossCalculator, LossLog, LossOptions, Lpips, Split, lpips_weights_path};
-use crate::model::{CodebookUsage, VqModel, create_model};
+use crate::model::{CodebookUsage, VqModel, create_model, load_weights};
 use crate::optim::{Adam, AdamConfig};
 use crate::state_dict::{LoadOptions, load_state_dict};
-use crate::train::checkpoint::{self, CheckpointContent, TrainState};
-use crate::train::checkpoint_store::CheckpointStore;
-use crate::train::data::DataSource;
+use crate::train::checkpoint::{self, CheckpointContent};
+use crate::train::data::{DataSource, DataState};
 use crate::train::device::device_name;
 use crate::train::error::TrainError;
 use crate::train::evaluate::{EvalReport, evaluate};
@@ -40,8 +40,8 @@ use crate::train::tensorboard::EventWriter;
 /// Settings of one invocation that are not part of the config.
 pub struct TrainOptions {
     pub run_dir: PathBuf,
-    /// A checkpoint folder to continue from.
-    pub resume: Option<PathBuf>,
+    /// The checkpoint to continue from.
+    pub resume: Option<Checkpoint>,
     pub device: Device,
     /// No progress bar or per-interval lines (warnings and errors still print).
     pub quiet: bool,
@@ -69,13 +69,14 @@ pub struct RunSummary {
     /// Stopped early by Ctrl-C / SIGTERM (a checkpoint was written).
     pub interrupted: bool,
     pub skipped_steps: u64,
-    pub last_checkpoint: Option<PathBuf>,
+    pub last_checkpoint: Option<Checkpoint>,
     pub last_validation: Option<Vec<(String, f64)>>,
 }
 
 pub struct Trainer {
     cfg: Config,
     opts: TrainOptions,
+    run: RunDir,
     amp: bool,
     vs: VarStore,
     model: Box<dyn VqModel>,
@@ -110,21 +111,17 @@ impl Trainer {
         if let Device::Cuda(_) = device {
             tch::Cuda::cudnn_set_benchmark(!cfg.train.deterministic);
         }
-        let std_dir = |p: &Path| std::fs::create_dir_all(p).map_err(TrainError::io(p));
-        std_dir(&opts.run_dir)?;
+        let run = RunDir::new(&opts.run_dir);
+        std::fs::create_dir_all(run.root()).map_err(TrainError::io(run.root()))?;
 
         let loaded = match &opts.resume {
-            Some(dir) => Some(checkpoint::read(dir)?),
+            Some(ck) => Some(checkpoint::read(ck)?),
             None => None,
         };
         if let Some(ck) = &loaded {
-            check_resumable(
-                &cfg,
-                &ck.config,
-                opts.resume.as_deref().unwrap_or(Path::new("")),
-            )?;
+            check_resumable(&cfg, &ck.config, ck.checkpoint.dir())?;
         }
-        let store = CheckpointStore::open(&opts.run_dir, cfg.train.keep_checkpoints)?;
+        let store = run.store(cfg.train.keep_checkpoints)?;
         if loaded.is_none() && store.latest().is_some() {
             return Err(TrainError::Usage(format!(
                 "{} already holds checkpoints: pass --resume to continue that run, or choose a new --out folder",
@@ -154,20 +151,27 @@ impl Trainer {
             _ => None,
         };
 
+        let data_state = match &loaded {
+            Some(ck) => Some(
+                serde_json::from_value::<DataState>(ck.state.data.clone()).map_err(|e| {
+                    RunError::invalid(
+                        ck.checkpoint.file(Checkpoint::STATE),
+                        format!("`data`: {e}"),
+                    )
+                })?,
+            ),
+            None => None,
+        };
         let mut trainer = Trainer {
             norm: PixelNorm::new(&cfg.data.normalize, device),
             schedule: LrSchedule::new(&cfg.train),
-            train_data: DataSource::open(
-                &cfg,
-                Split::Train,
-                loaded.as_ref().map(|c| &c.state.data),
-            )?,
-            tb: EventWriter::create(&opts.run_dir.join("tensorboard"))
-                .map_err(TrainError::io(&opts.run_dir))?,
-            metrics: MetricsLog::open(&opts.run_dir, loaded.as_ref().map(|c| c.state.step))
-                .map_err(TrainError::io(&opts.run_dir))?,
+            train_data: DataSource::open(&cfg, Split::Train, data_state.as_ref())?,
+            tb: EventWriter::create(&run.tensorboard_dir()).map_err(TrainError::io(run.root()))?,
+            metrics: MetricsLog::open(&run.metrics_path(), loaded.as_ref().map(|c| c.state.step))
+                .map_err(TrainError::io(run.root()))?,
             cfg,
             opts,
+            run,
             amp,
             vs,
             model,
@@ -184,8 +188,8 @@ impl Trainer {
             Some(ck) => trainer.restore(ck)?,
             None => trainer.init_from_ckpt_path()?,
         }
-        let config_path = trainer.opts.run_dir.join(checkpoint::CONFIG_FILE);
-        std::fs::write(&config_path, trainer.cfg.to_json_pretty())
+        let config_path = trainer.run.config_path();
+        vqtok_core::fs::write_atomic(&config_path, trainer.cfg.to_json_pretty().as_bytes())
             .map_err(TrainError::io(&config_path))?;
         Ok(trainer)
     }
@@ -225,34 +229,21 @@ impl Trainer {
     }
 
     fn restore(&mut self, ck: checkpoint::LoadedCheckpoint) -> Result<(), TrainError> {
-        let dir = self.opts.resume.clone().unwrap_or_default();
-        let source = dir.join(checkpoint::MODEL_FILE);
-        let opts = LoadOptions {
-            ignore_prefixes: vec!["loss.".into()],
-            ..LoadOptions::default()
-        };
-        load_state_dict(&self.vs, dir.join(checkpoint::MODEL_FILE), &opts)?;
-        let bad_state = |what: &str, e: crate::optim::OptimError| {
-            crate::train::checkpoint_store::CheckpointError::Invalid(format!(
-                "{}: {what}: {e}",
-                dir.display()
-            ))
-        };
+        let model_path = ck.checkpoint.model_path();
+        load_weights(&self.vs, &model_path)?;
+        let ae_path = ck.checkpoint.file(Checkpoint::OPTIMIZER_AE);
         self.opt_ae
             .load_state_dict(&ck.optimizer_ae)
-            .map_err(|e| bad_state(checkpoint::OPTIMIZER_AE_FILE, e))?;
+            .map_err(|e| RunError::invalid(&ae_path, e.to_string()))?;
         if self.calc.discriminator().is_some() && ck.optimizer_disc.is_none() {
-            return Err(
-                crate::train::checkpoint_store::CheckpointError::Invalid(format!(
-                    "{}: {} is missing",
-                    dir.display(),
-                    checkpoint::OPTIMIZER_DISC_FILE
-                ))
-                .into(),
-            );
+            return Err(RunError::invalid(
+                ck.checkpoint.file(Checkpoint::OPTIMIZER_DISC),
+                "missing: the run has a discriminator",
+            )
+            .into());
         }
         self.calc
-            .load_checkpoint_state(&ck.model, ck.optimizer_disc.as_ref(), &source)?;
+            .load_checkpoint_state(&ck.model, ck.optimizer_disc.as_ref(), &model_path)?;
         self.step = ck.state.step;
         self.skipped_steps = ck.state.skipped_steps;
         self.best_val = ck.state.best_val_rec_loss;
@@ -520,13 +511,13 @@ impl Trainer {
     }
 
     /// Writes `checkpoints/step_NNNNNNN` for the current step.
-    pub fn save_checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+    pub fn save_checkpoint(&mut self) -> Result<Checkpoint, TrainError> {
         let state = TrainState {
             step: self.step,
             model_hash: self.cfg.model_hash(),
             config_hash: self.cfg.config_hash(),
             use_taming_loss: self.calc.use_taming_loss(),
-            data: self.train_data.state(),
+            data: serde_json::to_value(self.train_data.state()).expect("plain data"),
             seed: self.cfg.train.seed,
             skipped_steps: self.skipped_steps,
             best_val_rec_loss: self.best_val,
@@ -540,9 +531,9 @@ impl Trainer {
             scheduler: self.schedule.state(self.step),
             state: &state,
         };
-        Ok(self
-            .store
-            .save(self.step, |dir| checkpoint::write(dir, &content))?)
+        self.store
+            .save(self.step, |dir| checkpoint::write(dir, &content))
+            .map_err(TrainError::from)
     }
 }
 

@@ -1,0 +1,72 @@
+//! vqtok-run: a training run's folder on disk, and the one place that knows its layout.
+//! The trainer writes it, `vqtok-train eval/reference`, export and xtask read it; none of
+//! that needs libtorch, so neither does this crate (the tensors inside the files are the
+//! trainer's business).
+//!
+//! ```text
+//! RUN/
+//!   param.json                 the run's effective config
+//!   metrics.jsonl              one JSON object per logged step
+//!   tensorboard/               event files
+//!   checkpoints/
+//!     step_0000300/            a Checkpoint (see its FILES)
+//!     latest -> step_0000300   the newest complete checkpoint
+//!     best -> step_0000200     the best by validation rec_loss (best.json says its value)
+//! ```
+
+mod checkpoint;
+mod error;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+pub use checkpoint::{Checkpoint, TrainState};
+pub use error::RunError;
+pub use store::{CheckpointStore, step_name};
+
+/// A run folder (it need not exist yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub const CONFIG: &str = "param.json";
+    pub const METRICS: &str = "metrics.jsonl";
+    pub const TENSORBOARD: &str = "tensorboard";
+    pub const CHECKPOINTS: &str = "checkpoints";
+
+    pub fn new(root: impl Into<PathBuf>) -> RunDir {
+        RunDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join(Self::CONFIG)
+    }
+
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join(Self::METRICS)
+    }
+
+    pub fn tensorboard_dir(&self) -> PathBuf {
+        self.root.join(Self::TENSORBOARD)
+    }
+
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root.join(Self::CHECKPOINTS)
+    }
+
+    /// Opens (creating) the checkpoint store, keeping the last `keep` checkpoints.
+    pub fn store(&self, keep: usize) -> Result<CheckpointStore, RunError> {
+        CheckpointStore::open(&self.checkpoints_dir(), keep)
+    }
+
+    /// The newest complete checkpoint, if any.
+    pub fn latest(&self) -> Option<Checkpoint> {
+        store::latest_in(&self.checkpoints_dir())
+    }
+}
