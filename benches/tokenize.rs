@@ -24,10 +24,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use vqtok_export::runtime::{Input, Session, SessionOptions};
-use vqtok_export::{ExportOptions, Manifest, RandomWeights, export};
+use vqtok_export::{ExportOptions, RandomWeights, export};
 use vqtok_infer::progress::NoProgress;
-use vqtok_infer::{EncodeOptions, Model, encode_video};
+use vqtok_infer::{EncodeOptions, encode_video};
+use vqtok_runtime::{Input, Manifest, ModelFolder, Session, SessionOptions};
 use vqtok_video::{VideoWriter, WriterOptions};
 
 /// A benchmark model: its config file and the frame size it is timed at.
@@ -224,7 +224,7 @@ fn bench(c: &mut Criterion) {
         group.finish();
         drop(decoder);
 
-        let model = Model::open(&dir).expect("model");
+        let model = ModelFolder::open(&dir).expect("model");
         let shared = Mutex::new(encoder);
         let input = video(case.video_frames);
         let out = bench_dir().join(format!("{}.vqt.safetensors", case.name));

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use vqtok_export::runtime::{Input, Session, SessionOptions};
 use vqtok_export::{ExportOptions, RandomWeights, export};
+use vqtok_runtime::{Input, Session, SessionOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

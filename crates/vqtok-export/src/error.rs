@@ -57,12 +57,17 @@ pub enum ExportError {
     /// A model folder or reference file does not have the expected content.
     #[error("{}: {message}", path.display())]
     BadInput { path: PathBuf, message: String },
-    /// ONNX Runtime could not be loaded, or failed to build or run a session.
-    #[error("ONNX Runtime: {0}")]
-    Runtime(String),
+    /// The model folder contract or ONNX Runtime (loading, sessions, runs).
+    #[error(transparent)]
+    Runtime(#[from] vqtok_runtime::RuntimeError),
+    /// A graph gave outputs its manifest does not promise (a bug, not the input's fault).
+    #[error("graph output: {0}")]
+    Graph(String),
 }
 
-impl vqtok_core::exit::Blame for ExportError {
+use vqtok_core::exit::Blame;
+
+impl Blame for ExportError {
     /// The user's input (files, config, weights) is at fault rather than the program or
     /// the runtime.
     fn is_user_error(&self) -> bool {
@@ -78,7 +83,8 @@ impl vqtok_core::exit::Blame for ExportError {
             | ExportError::WeightDtype { .. }
             | ExportError::Unsupported(_)
             | ExportError::BadInput { .. } => true,
-            ExportError::Runtime(_) => false,
+            ExportError::Runtime(e) => e.is_user_error(),
+            ExportError::Graph(_) => false,
         }
     }
 }

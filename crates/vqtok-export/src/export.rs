@@ -4,16 +4,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use vqtok_config::Config;
-
 use vqtok_core::hash::sha256_hex;
+use vqtok_runtime::{
+    CODEBOOK_FILE, DECODE_FORMULA, ENCODE_FORMULA, FORMAT_VERSION, FileInfo, GraphInfo, GraphKind,
+    IoInfo, LevelInfo, Manifest, Normalization, PixelIo, Verification, indices_name,
+};
 
 use crate::error::{ExportError, Result};
-use crate::graphs::{GraphKind, build_graph, indices_name};
-use crate::manifest::{
-    CODEBOOK_FILE, FORMAT_VERSION, FileInfo, GraphInfo, IoInfo, LevelInfo, Manifest, Normalization,
-    Verification,
-};
-use crate::nn::{DECODE_FORMULA, ENCODE_FORMULA, PixelIo};
+use crate::graphs::build_graph;
 use crate::onnx::{IR_VERSION, OPSET, write_model};
 use crate::tensor_file::{RawTensor, write_tensors};
 use crate::weights::{CheckpointWeights, Init, WeightSource};

@@ -3,49 +3,14 @@
 //! family; the variants only differ in the pixel I/O around them.
 
 use vqtok_config::{CodebookLevel, Config, ModelConfig};
+use vqtok_runtime::{ElemType, FRAMES, GraphKind, IMAGES, PixelIo, indices_name};
 
 use crate::error::Result;
-use crate::nn::{ClassicDecoder, ClassicEncoder, Codebook, Conv2d, ConvTranspose2d, PixelIo};
+use crate::nn::{ClassicDecoder, ClassicEncoder, Codebook, Conv2d, ConvTranspose2d};
 use crate::nn::{TamingDecoder, TamingEncoder};
 use crate::onnx::proto::ModelProto;
-use crate::onnx::{Attr, Dim, ElemType, GraphBuilder};
+use crate::onnx::{Attr, Dim, GraphBuilder};
 use crate::weights::WeightSource;
-
-/// Which graph to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GraphKind {
-    /// u8 frames `[N, H, W, C]` → int64 indices per level.
-    Encoder,
-    /// int64 indices per level → u8 frames `[N, H, W, C]`.
-    Decoder,
-    /// normalised f32 `[N, C, H, W]` → int64 indices per level.
-    EncoderFloat,
-    /// int64 indices per level → normalised f32 `[N, C, H, W]` (unclamped).
-    DecoderFloat,
-}
-
-impl GraphKind {
-    pub const ALL: [GraphKind; 4] = [
-        GraphKind::Encoder,
-        GraphKind::Decoder,
-        GraphKind::EncoderFloat,
-        GraphKind::DecoderFloat,
-    ];
-
-    /// The graph's key in the manifest; the file is `<key>.onnx`.
-    pub fn key(self) -> &'static str {
-        match self {
-            GraphKind::Encoder => "encoder",
-            GraphKind::Decoder => "decoder",
-            GraphKind::EncoderFloat => "encoder_float",
-            GraphKind::DecoderFloat => "decoder_float",
-        }
-    }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, GraphKind::EncoderFloat | GraphKind::DecoderFloat)
-    }
-}
 
 /// A graph input or output as the manifest lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,16 +18,6 @@ pub struct Io {
     pub name: String,
     pub dtype: ElemType,
     pub shape: Vec<Dim>,
-}
-
-/// Input name of the u8 graphs' frames (encoder input, decoder output).
-pub const FRAMES: &str = "frames";
-/// Input of `encoder_float`, output of `decoder_float`.
-pub const IMAGES: &str = "images";
-
-/// `quantize` → `indices`, `quantize_t` → `indices_t`, `quantize_b` → `indices_b`.
-pub fn indices_name(level: &CodebookLevel) -> String {
-    level.name.replacen("quantize", "indices", 1)
 }
 
 /// Grid dimension symbols of a level in the decoder's inputs (`h`, `h_t`, …).
@@ -269,7 +224,7 @@ pub fn build_graph(
     match kind {
         GraphKind::Encoder | GraphKind::EncoderFloat => {
             let x = if kind == GraphKind::Encoder {
-                pixels.normalize(&mut g, &ins[0])
+                crate::nn::pixels::normalize(&mut g, &pixels, &ins[0])
             } else {
                 ins[0].clone()
             };
@@ -281,7 +236,7 @@ pub fn build_graph(
         GraphKind::Decoder | GraphKind::DecoderFloat => {
             let recon = decode(&mut g, model, &ins)?;
             let out = if kind == GraphKind::Decoder {
-                out_pixels.to_u8(&mut g, &recon)
+                crate::nn::pixels::to_u8(&mut g, &out_pixels, &recon)
             } else {
                 recon
             };

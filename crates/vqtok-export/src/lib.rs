@@ -19,22 +19,15 @@
 mod error;
 mod export;
 mod graphs;
-mod manifest;
 mod nn;
 pub mod onnx;
-pub mod runtime;
 mod tensor_file;
 pub mod verify;
 mod weights;
 
 pub use error::{ExportError, Result};
 pub use export::{DEFAULT_EXTERNAL_DATA_THRESHOLD, ExportOptions, ModelSource, export};
-pub use graphs::{FRAMES, GraphKind, IMAGES, build_graph, indices_name};
-pub use manifest::{
-    CODEBOOK_FILE, FileInfo, GraphInfo, IoInfo, LevelInfo, MANIFEST_FILE, Manifest, Normalization,
-    Verification,
-};
-pub use nn::PixelIo;
+pub use graphs::build_graph;
 pub use tensor_file::{RawTensor, TensorFile, write_tensors};
-pub use verify::{Gates, VerifyOptions, VerifyReport, verify};
+pub use verify::{VerifyOptions, verify};
 pub use weights::{CheckpointWeights, Init, RandomWeights, WeightSource};

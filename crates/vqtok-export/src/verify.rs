@@ -27,91 +27,15 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use crate::error::{ExportError, Result};
-use crate::graphs::{FRAMES, IMAGES};
 use vqtok_core::hash::sha256_hex;
 use vqtok_core::psnr::psnr_db;
+use vqtok_runtime::{
+    CaseReport, FRAMES, Gates, IMAGES, Input, Manifest, Output, PixelIo, Session, SessionOptions,
+    Verification, VerifyReport,
+};
 
-use crate::manifest::Manifest;
-use crate::nn::PixelIo;
-use crate::runtime::{Input, Output, Session, SessionOptions};
+use crate::error::{ExportError, Result};
 use crate::tensor_file::TensorFile;
-
-/// The acceptance thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Gates {
-    pub min_token_agreement_pct: f64,
-    pub max_decoder_abs_diff: f64,
-    pub max_psnr_delta_db: f64,
-}
-
-impl Default for Gates {
-    fn default() -> Self {
-        Gates {
-            min_token_agreement_pct: 99.9,
-            max_decoder_abs_diff: 1e-3,
-            max_psnr_delta_db: 0.01,
-        }
-    }
-}
-
-/// Numbers for one input set of the reference file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaseReport {
-    /// `frames` (u8 graphs) or `images` (float graphs).
-    pub input: String,
-    /// Batch, height, width.
-    pub count: usize,
-    pub height: usize,
-    pub width: usize,
-    pub tokens: u64,
-    pub matching_tokens: u64,
-    pub token_agreement_pct: f64,
-    /// On the [0, 255] scale.
-    pub decoder_max_abs_diff: f64,
-    pub psnr_reference_db: f64,
-    pub psnr_onnx_db: f64,
-    pub psnr_delta_db: f64,
-}
-
-/// The verification result, as stored in manifest.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerifyReport {
-    /// File name and sha256 of the reference file.
-    pub reference: String,
-    pub reference_sha256: String,
-    pub cases: Vec<CaseReport>,
-    pub tokens: u64,
-    pub matching_tokens: u64,
-    pub token_agreement_pct: f64,
-    pub decoder_max_abs_diff: f64,
-    pub psnr_delta_db: f64,
-    pub gates: Gates,
-    pub passed: bool,
-    /// One line per failed gate, with the numbers.
-    pub failures: Vec<String>,
-}
-
-impl VerifyReport {
-    /// A short human summary.
-    pub fn summary(&self) -> String {
-        format!(
-            "token agreement {:.4} % ({}/{}), decoder max |Δ| {:.3e} (0–255 scale), ΔPSNR {:.4} dB: {}",
-            self.token_agreement_pct,
-            self.matching_tokens,
-            self.tokens,
-            self.decoder_max_abs_diff,
-            self.psnr_delta_db,
-            if self.passed {
-                "passed".to_string()
-            } else {
-                format!("FAILED ({})", self.failures.join("; "))
-            }
-        )
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -189,7 +113,7 @@ fn run_batched<'a>(
                         a.data.extend(o.data);
                     }
                     _ => {
-                        return Err(ExportError::Runtime(
+                        return Err(ExportError::Graph(
                             "output types changed between batches".into(),
                         ));
                     }
@@ -208,7 +132,7 @@ fn take_i64(outputs: &mut Vec<(String, Output)>, name: &str) -> Result<(Vec<usiz
         .map(|i| outputs.remove(i))
     {
         Some((_, Output::I64(t))) => Ok((t.shape, t.data)),
-        _ => Err(ExportError::Runtime(format!(
+        _ => Err(ExportError::Graph(format!(
             "graph gave no int64 output `{name}`"
         ))),
     }
@@ -221,7 +145,7 @@ fn take_f32(outputs: &mut Vec<(String, Output)>, name: &str) -> Result<(Vec<usiz
         .map(|i| outputs.remove(i))
     {
         Some((_, Output::F32(t))) => Ok((t.shape, t.data)),
-        _ => Err(ExportError::Runtime(format!(
+        _ => Err(ExportError::Graph(format!(
             "graph gave no float output `{name}`"
         ))),
     }
@@ -386,7 +310,7 @@ pub fn verify(model_dir: &Path, reference: &Path, options: &VerifyOptions) -> Re
         for (l, (_, reference)) in manifest.levels.iter().zip(&case.indices) {
             let grid = take_i64(&mut outs, &l.indices)?;
             if grid.1.len() != reference.len() {
-                return Err(ExportError::Runtime(format!(
+                return Err(ExportError::Graph(format!(
                     "{key} gave `{}` of shape {:?}, the reference has {} tokens",
                     l.indices,
                     grid.0,
@@ -401,7 +325,7 @@ pub fn verify(model_dir: &Path, reference: &Path, options: &VerifyOptions) -> Re
         // Decoder alone, on the tch tokens.
         let (shape, recon) = decode(&mut decoder, &manifest, &case.indices, batch)?;
         if shape != case.recon.0 {
-            return Err(ExportError::Runtime(format!(
+            return Err(ExportError::Graph(format!(
                 "decoder_float gave shape {shape:?}, the reference reconstruction is {:?}",
                 case.recon.0
             )));
@@ -508,11 +432,11 @@ pub fn verify(model_dir: &Path, reference: &Path, options: &VerifyOptions) -> Re
 pub fn record(model_dir: &Path, report: &VerifyReport) -> Result<()> {
     let mut manifest = Manifest::load(model_dir)?;
     manifest.verification = if report.passed {
-        crate::manifest::Verification::Passed(report.clone())
+        Verification::Passed(report.clone())
     } else {
-        crate::manifest::Verification::Failed(report.clone())
+        Verification::Failed(report.clone())
     };
-    manifest.save(model_dir)
+    Ok(manifest.save(model_dir)?)
 }
 
 #[cfg(test)]

@@ -8,10 +8,8 @@ use std::path::Path;
 use common::*;
 use vqtok_config::Config;
 use vqtok_core::exit::Blame;
-use vqtok_export::runtime::Input;
-use vqtok_export::{
-    CheckpointWeights, ExportError, ExportOptions, GraphKind, Manifest, RandomWeights, export,
-};
+use vqtok_export::{CheckpointWeights, ExportError, ExportOptions, RandomWeights, export};
+use vqtok_runtime::{GraphKind, Input, Manifest};
 
 fn export_random(config: &Config, dir: &Path, seed: u64, float_variants: bool) -> Manifest {
     let mut w = RandomWeights::new(seed).with_jittered_norms();

@@ -6,11 +6,10 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use vqtok_export::runtime::Input;
 use vqtok_export::{
-    ExportOptions, GraphKind, Manifest, ModelSource, RawTensor, TensorFile, Verification,
-    VerifyOptions, export, verify, write_tensors,
+    ExportOptions, ModelSource, RawTensor, TensorFile, VerifyOptions, export, verify, write_tensors,
 };
+use vqtok_runtime::{GraphKind, Input, Manifest, Verification};
 
 fn export_fixture(dir: &Path, options: &ExportOptions) -> Manifest {
     let mut ckpt = ModelSource::files(
@@ -273,8 +272,10 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
     let out_dir = dir.join("model");
     let bin = env!("CARGO_BIN_EXE_vqtok-export");
     let out = std::process::Command::new(bin)
-        .args(["export", "--checkpoint"])
-        .arg(taming_tiny())
+        .args(["export", "--weights"])
+        .arg(taming_tiny().join("model.safetensors"))
+        .arg("--config")
+        .arg(taming_tiny().join("param.json"))
         .arg("--out")
         .arg(&out_dir)
         .arg("--reference")
@@ -315,6 +316,17 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
     std::fs::write(out_dir.join("codebook.safetensors"), b"x").unwrap();
     let err = m.check_files(&out_dir).unwrap_err().to_string();
     assert!(err.contains("codebook.safetensors"), "{err}");
+
+    // A folder that is not a training checkpoint: exit 2 naming it.
+    let out = std::process::Command::new(bin)
+        .args(["export", "--checkpoint"])
+        .arg(taming_tiny())
+        .arg("--out")
+        .arg(dir.join("y"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a checkpoint"));
 
     // Missing config: exit 2 naming the file.
     let out = std::process::Command::new(bin)

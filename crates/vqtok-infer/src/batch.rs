@@ -7,15 +7,15 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vqtok_export::runtime::Session;
+use vqtok_runtime::Session;
 use vqtok_video::collect_sources;
 
 use crate::encode::{EncodeOptions, Encoded, encode_video, mtime_unix_s};
 use crate::error::{InferError, Result};
-use crate::model::Model;
 use crate::progress::FileProgress;
 use crate::tokens::{TOKEN_SUFFIX, TokenFile, remove_stale_partials};
 use vqtok_core::exit::Blame;
+use vqtok_runtime::ModelFolder;
 
 /// Extensions picked up when a directory or glob is given (explicit files are taken
 /// whatever their extension).
@@ -146,7 +146,7 @@ pub fn job_options(job: &Job, options: &EncodeOptions) -> EncodeOptions {
 /// model, for this very source file (size and mtime), made with these options.
 pub fn check_up_to_date(
     job: &Job,
-    model: &Model,
+    model: &ModelFolder,
     options: &EncodeOptions,
 ) -> std::result::Result<(), String> {
     if !job.output.exists() {
@@ -211,7 +211,7 @@ pub struct BatchOptions {
 
 /// Runs every job; the results are in job order.
 pub fn run(
-    model: &Model,
+    model: &ModelFolder,
     encoder: &Mutex<Session>,
     jobs: &[Job],
     options: &BatchOptions,

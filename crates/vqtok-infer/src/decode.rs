@@ -7,14 +7,14 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use vqtok_core::psnr::{psnr_db, squared_error_u8};
-use vqtok_export::runtime::{Input, Output, Session};
+use vqtok_runtime::{Input, Output, Session};
 use vqtok_video::{Frame, FrameSelect, OpenOptions, VideoReader, VideoWriter, WriterOptions};
 
 use crate::error::{InferError, Result};
 use crate::framing::source_region;
-use crate::model::Model;
 use crate::progress::FileProgress;
 use crate::tokens::TokenFile;
+use vqtok_runtime::ModelFolder;
 
 /// Size of the written video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,7 +93,7 @@ pub struct Decoded {
 }
 
 /// Refuses token files made by another model (by [`Model::id`]).
-pub fn check_model(model: &Model, tokens: &TokenFile, token_path: &Path) -> Result<()> {
+pub fn check_model(model: &ModelFolder, tokens: &TokenFile, token_path: &Path) -> Result<()> {
     if tokens.meta.model_sha256 != model.id() {
         return Err(InferError::ModelMismatch {
             path: token_path.to_path_buf(),
@@ -126,7 +126,7 @@ fn open_source(tokens: &TokenFile) -> Result<VideoReader> {
 
 /// Decodes `tokens` (from `token_path`) with `decoder` into the video `output`.
 pub fn decode_tokens(
-    model: &Model,
+    model: &ModelFolder,
     decoder: &mut Session,
     tokens: &TokenFile,
     token_path: &Path,

@@ -10,15 +10,15 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Instant, UNIX_EPOCH};
 
-use vqtok_export::runtime::{Input, Output, Session};
+use vqtok_runtime::{Input, Output, Session};
 use vqtok_video::{FrameSelect, Geometry, OpenOptions, VideoReader};
 
 use crate::error::{InferError, Result};
 use crate::framing::Framing;
-use crate::model::Model;
 use crate::progress::FileProgress;
 use crate::token_writer::TokenWriter;
-use crate::tokens::{LevelGrid, Sampling, SourceInfo, TokenMeta};
+use crate::tokens::{IndexDtype, LevelGrid, Sampling, SourceInfo, TokenMeta};
+use vqtok_runtime::ModelFolder;
 
 /// Batches decoded ahead of the encoder.
 pub const QUEUE_BATCHES: usize = 2;
@@ -198,7 +198,7 @@ pub fn mtime_unix_s(m: &std::fs::Metadata) -> f64 {
 
 /// Runs one batch through the encoder; appends its grids to `writer`.
 fn encode_batch(
-    model: &Model,
+    model: &ModelFolder,
     encoder: &Mutex<Session>,
     batch: &Batch,
     (w, h): (usize, usize),
@@ -210,7 +210,7 @@ fn encode_batch(
             .lock()
             .map_err(|_| InferError::Internal("encoder session lock poisoned".into()))?;
         session.run(&[(
-            vqtok_export::FRAMES,
+            vqtok_runtime::FRAMES,
             Input::U8(vec![n, h, w, 3], &batch.frames),
         )])?
     };
@@ -233,7 +233,7 @@ fn encode_batch(
 
 /// Tokenizes `input` into the token file `output` (written atomically).
 pub fn encode_video(
-    model: &Model,
+    model: &ModelFolder,
     encoder: &Mutex<Session>,
     input: &Path,
     output: &Path,
@@ -272,7 +272,11 @@ pub fn encode_video(
             width: w / l.factor,
         })
         .collect();
-    let mut writer = TokenWriter::create(output, grids.clone(), model.index_dtype())?;
+    let mut writer = TokenWriter::create(
+        output,
+        grids.clone(),
+        IndexDtype::for_codebook(model.codebook_size()),
+    )?;
     let mut slots: Vec<u64> = Vec::new();
     let (mut infer_s, mut wait_s) = (0.0, 0.0);
     std::thread::scope(|scope| -> Result<()> {
@@ -309,7 +313,7 @@ pub fn encode_video(
         model_family: manifest.family.clone(),
         model_type: manifest.model_type.clone(),
         model_config_hash: manifest.model_hash.clone(),
-        index_dtype: model.index_dtype(),
+        index_dtype: IndexDtype::for_codebook(model.codebook_size()),
         levels: grids,
         sampling: Sampling {
             slot_fps: sel.fps.unwrap_or(source.fps),

@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 
 use vqtok_core::exit::Blame;
-use vqtok_export::ExportError;
+use vqtok_runtime::RuntimeError;
 use vqtok_video::VideoError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
     /// Loading the model folder or running ONNX Runtime failed.
     #[error(transparent)]
-    Export(#[from] ExportError),
+    Runtime(#[from] RuntimeError),
     /// Decoding or writing a video failed.
     #[error(transparent)]
     Video(#[from] VideoError),
@@ -76,7 +76,7 @@ impl Blame for InferError {
     /// The user's input (files, options, model folder) is at fault.
     fn is_user_error(&self) -> bool {
         match self {
-            InferError::Export(e) => e.is_user_error(),
+            InferError::Runtime(e) => e.is_user_error(),
             InferError::Video(e) => e.is_user_error(),
             InferError::Io { source, .. } => matches!(
                 source.kind(),

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use vqtok_video::{Fit, Geometry, round_to_multiple};
 
 use crate::error::{InferError, Result};
-use crate::model::Model;
+use vqtok_runtime::ModelFolder;
 
 /// The requested model input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,7 +89,12 @@ impl Default for Framing {
 
 impl Framing {
     /// The model input size for a `src_width × src_height` source.
-    pub fn target(&self, model: &Model, src_width: usize, src_height: usize) -> (usize, usize) {
+    pub fn target(
+        &self,
+        model: &ModelFolder,
+        src_width: usize,
+        src_height: usize,
+    ) -> (usize, usize) {
         match self.size {
             SizeRule::Model => (model.resolution(), model.resolution()),
             SizeRule::Fixed { width, height } => (width, height),
@@ -99,7 +104,12 @@ impl Framing {
 
     /// The exact mapping of a `src_width × src_height` source; fails when the target
     /// size is not a multiple of the model's factor.
-    pub fn geometry(&self, model: &Model, src_width: usize, src_height: usize) -> Result<Geometry> {
+    pub fn geometry(
+        &self,
+        model: &ModelFolder,
+        src_width: usize,
+        src_height: usize,
+    ) -> Result<Geometry> {
         let (w, h) = self.target(model, src_width, src_height);
         model
             .manifest()

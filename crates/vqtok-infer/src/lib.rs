@@ -2,8 +2,8 @@
 //! files become videos through a model folder written by `vqtok-export` (ONNX graphs run
 //! by ONNX Runtime; no libtorch, no Python).
 //!
-//! - [`Model`]: a model folder, its identity ([`Model::id`], recorded in token files),
-//!   and its encoder/decoder sessions;
+//! - `vqtok_runtime::ModelFolder`: the model folder, its identity (recorded in token
+//!   files), and its encoder/decoder sessions;
 //! - [`encode_video`]: streaming decode → resize/crop ([`Framing`]) → encoder batches →
 //!   [`TokenFile`] (`*.vqt.safetensors`, see [`tokens`] for the format);
 //! - [`decode_tokens`]: token file → decoder → mp4 (refuses another model's tokens);
@@ -14,7 +14,6 @@ mod decode;
 mod encode;
 mod error;
 mod framing;
-mod model;
 pub mod progress;
 mod token_writer;
 pub mod tokens;
@@ -23,6 +22,5 @@ pub use decode::{Compare, DecodeOptions, Decoded, OutputSize, check_model, decod
 pub use encode::{EncodeOptions, Encoded, QUEUE_BATCHES, Selection, encode_video, source_info};
 pub use error::{InferError, Result};
 pub use framing::{Framing, SizeRule, source_region};
-pub use model::{DEFAULT_MODEL_DIR, IndexDtype, MODEL_ENV, Model};
 pub use token_writer::TokenWriter;
-pub use tokens::{TOKEN_SUFFIX, TokenFile, TokenMeta};
+pub use tokens::{IndexDtype, TOKEN_SUFFIX, TokenFile, TokenMeta};

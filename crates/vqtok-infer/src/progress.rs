@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vqtok_export::runtime::Provider;
+use vqtok_runtime::Provider;
 
 /// Per-file progress hooks (called from the thread that runs the model).
 pub trait FileProgress: Sync {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use vqtok_core::fs::{create_new, partial_path, write_atomic_with};
 
 use crate::error::{InferError, Result};
-use crate::model::IndexDtype;
+use crate::tokens::IndexDtype;
 use crate::tokens::{LevelGrid, TokenMeta, create_parent, encode_indices, header};
 
 /// One level's spill.

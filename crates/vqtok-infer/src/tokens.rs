@@ -29,7 +29,24 @@ use serde::{Deserialize, Serialize};
 use vqtok_video::{Fit, Geometry};
 
 use crate::error::{InferError, Result};
-use crate::model::IndexDtype;
+
+/// Index element type in token files: int16 when every code fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexDtype {
+    I16,
+    I32,
+}
+
+impl IndexDtype {
+    /// The narrowest type holding indices `0 … codebook_size - 1`.
+    pub fn for_codebook(codebook_size: usize) -> IndexDtype {
+        if codebook_size <= i16::MAX as usize + 1 {
+            IndexDtype::I16
+        } else {
+            IndexDtype::I32
+        }
+    }
+}
 
 pub const TOKEN_FORMAT: &str = "vqtok-tokens";
 pub const TOKEN_FORMAT_VERSION: u32 = 1;
@@ -566,6 +583,13 @@ pub(crate) mod tests {
         let mut f = sample(IndexDtype::I16, 512);
         f.levels[0].shape = [2, 4, 4];
         assert!(f.save(&path).unwrap_err().to_string().contains("shape"));
+    }
+
+    #[test]
+    fn index_dtype_switches_exactly_past_int16() {
+        assert_eq!(IndexDtype::for_codebook(1024), IndexDtype::I16);
+        assert_eq!(IndexDtype::for_codebook(32768), IndexDtype::I16);
+        assert_eq!(IndexDtype::for_codebook(32769), IndexDtype::I32);
     }
 
     #[test]

@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use vqtok_export::runtime::{Input, Output, Session, SessionOptions};
 use vqtok_infer::TokenFile;
+use vqtok_runtime::{Input, Output, Session, SessionOptions};
 use vqtok_video::{Fit, FrameSelect, Geometry, VideoReader};
 
 /// The encoder run directly, frame by frame, on frames decoded and placed by the test:

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use vqtok_core::exit;
-use vqtok_export::runtime::{self, SessionOptions};
-use vqtok_export::{ExportError, ExportOptions, ModelSource, VerifyOptions, VerifyReport};
+use vqtok_export::{ExportError, ExportOptions, ModelSource, VerifyOptions};
+use vqtok_runtime::SessionOptions;
 
 #[derive(Parser)]
 #[command(
@@ -91,7 +91,7 @@ fn verify_and_report(
     rt: &RuntimeArgs,
     record: bool,
 ) -> anyhow::Result<bool> {
-    runtime::init(rt.ort_lib.as_deref())?;
+    vqtok_runtime::session::init(rt.ort_lib.as_deref())?;
     let options = VerifyOptions {
         batch_size: rt.batch,
         session: SessionOptions {
@@ -100,23 +100,8 @@ fn verify_and_report(
         },
         ..VerifyOptions::default()
     };
-    let report: VerifyReport = vqtok_export::verify(model, reference, &options)?;
-    for case in &report.cases {
-        println!(
-            "{}: {}×{}×{}: agreement {:.4} % ({}/{}), decoder max |Δ| {:.3e}, PSNR tch {:.3} dB / onnx {:.3} dB",
-            case.input,
-            case.count,
-            case.height,
-            case.width,
-            case.token_agreement_pct,
-            case.matching_tokens,
-            case.tokens,
-            case.decoder_max_abs_diff,
-            case.psnr_reference_db,
-            case.psnr_onnx_db
-        );
-    }
-    println!("{}", report.summary());
+    let report = vqtok_export::verify(model, reference, &options)?;
+    println!("{report}");
     if record {
         vqtok_export::verify::record(model, &report)?;
     }
@@ -187,6 +172,7 @@ fn main() -> ExitCode {
             &[
                 exit::blame::<ExportError>,
                 exit::blame::<vqtok_run::RunError>,
+                exit::blame::<vqtok_runtime::RuntimeError>,
             ],
         ),
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+use vqtok_runtime::ElemType;
 
 use super::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
@@ -19,22 +19,12 @@ pub const OPSET: i64 = 17;
 /// The IR version that goes with opset 17.
 pub const IR_VERSION: i64 = 8;
 
-/// Element types that cross a graph boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ElemType {
-    Float32,
-    Uint8,
-    Int64,
-}
-
-impl ElemType {
-    fn proto(self) -> i32 {
-        match self {
-            ElemType::Float32 => DataType::Float as i32,
-            ElemType::Uint8 => DataType::Uint8 as i32,
-            ElemType::Int64 => DataType::Int64 as i32,
-        }
+/// ONNX's code for an element type.
+fn elem_proto(e: ElemType) -> i32 {
+    match e {
+        ElemType::Float32 => DataType::Float as i32,
+        ElemType::Uint8 => DataType::Uint8 as i32,
+        ElemType::Int64 => DataType::Int64 as i32,
     }
 }
 
@@ -125,7 +115,7 @@ fn value_info(name: &str, elem: ElemType, dims: &[Dim]) -> ValueInfoProto {
         r#type: Some(TypeProto {
             denotation: None,
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem.proto()),
+                elem_type: Some(elem_proto(elem)),
                 shape: Some(TensorShapeProto { dim }),
             })),
         }),

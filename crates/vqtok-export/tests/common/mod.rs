@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vqtok_export::runtime::{Input, Output, Session, SessionOptions};
-use vqtok_export::{GraphKind, Manifest};
+use vqtok_runtime::{GraphKind, Input, Manifest, Output, Session, SessionOptions};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

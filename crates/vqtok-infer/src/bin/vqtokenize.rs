@@ -11,13 +11,14 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use vqtok_core::exit;
-use vqtok_export::runtime::{self, Optimization, Provider, SessionOptions};
 use vqtok_infer::batch::{self, BatchOptions, Job, Outcome, Reporter};
 use vqtok_infer::progress::{Bars, FileProgress, NoProgress, device_description, peak_rss_mb};
 use vqtok_infer::{
-    Compare, DEFAULT_MODEL_DIR, DecodeOptions, EncodeOptions, Framing, InferError, MODEL_ENV,
-    Model, OutputSize, Selection, SizeRule, TokenFile, decode_tokens,
+    Compare, DecodeOptions, EncodeOptions, Framing, InferError, OutputSize, Selection, SizeRule,
+    TokenFile, decode_tokens,
 };
+use vqtok_runtime::session::{self as runtime, Optimization, Provider, SessionOptions};
+use vqtok_runtime::{GraphKind, MODEL_ENV, ModelFolder};
 use vqtok_video::Fit;
 
 const EXAMPLES: &str = "Examples:
@@ -209,6 +210,9 @@ fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
     args
 }
 
+/// Model folder used when neither `-m` nor `$VQTOK_MODEL` is given.
+const DEFAULT_MODEL_DIR: &str = "model";
+
 fn model_dir(arg: &Option<PathBuf>) -> PathBuf {
     arg.clone()
         .or_else(|| std::env::var_os(MODEL_ENV).map(PathBuf::from))
@@ -283,7 +287,7 @@ impl Reporter for Lines<'_> {
 /// Ok(exit code) for a finished run.
 fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     let rt = &args.runtime;
-    let model = Model::open(&model_dir(&rt.model))?;
+    let model = ModelFolder::open(&model_dir(&rt.model))?;
     let plan = batch::plan(&args.inputs, args.out.as_deref())?;
     let options = BatchOptions {
         encode: EncodeOptions {
@@ -318,7 +322,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     let session = session_options(rt)?;
     let device = device_description(session.provider, session.threads);
     let started = std::time::Instant::now();
-    let encoder = Mutex::new(model.encoder(session)?);
+    let encoder = Mutex::new(model.session(GraphKind::Encoder, session)?);
     let res = model.resolution();
     let bars = Bars::new(plan.jobs.len(), model.tokens_per_frame(res, res), !rt.quiet);
     if !rt.quiet {
@@ -431,12 +435,12 @@ fn default_recon_path(tokens: &Path) -> PathBuf {
 
 fn decode(args: DecodeArgs) -> anyhow::Result<u8> {
     let rt = &args.runtime;
-    let model = Model::open(&model_dir(&rt.model))?;
+    let model = ModelFolder::open(&model_dir(&rt.model))?;
     let tokens = TokenFile::open(&args.tokens)?;
     vqtok_infer::check_model(&model, &tokens, &args.tokens)?;
     let session = session_options(rt)?;
     let device = device_description(session.provider, session.threads);
-    let mut decoder = model.decoder(session)?;
+    let mut decoder = model.session(GraphKind::Decoder, session)?;
     let out = args
         .out
         .clone()
@@ -610,7 +614,7 @@ fn main() -> ExitCode {
             &e,
             &[
                 exit::blame::<InferError>,
-                exit::blame::<vqtok_export::ExportError>,
+                exit::blame::<vqtok_runtime::RuntimeError>,
             ],
         ),
     }

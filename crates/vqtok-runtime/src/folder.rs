@@ -1,5 +1,5 @@
-//! A model folder written by `vqtok-export export`: its manifest, its identity, and the
-//! ONNX Runtime sessions of its u8 encoder and decoder.
+//! A model folder written by `vqtok-export export`: its manifest, the config inside it, its
+//! identity, and checked paths to its graphs.
 //!
 //! Model identity (`model_sha256` in token files): the sha256 of the lines
 //! `"<file> <sha256>\n"` for the files of the `encoder` and `decoder` graphs (the `.onnx`
@@ -13,51 +13,31 @@ use std::path::{Path, PathBuf};
 
 use vqtok_config::Config;
 use vqtok_core::hash::{sha256_file, sha256_hex};
-use vqtok_export::runtime::{Session, SessionOptions};
-use vqtok_export::{LevelInfo, MANIFEST_FILE, Manifest};
 
-use crate::error::{InferError, Result};
+use crate::error::{Result, RuntimeError};
+use crate::manifest::{GraphKind, LevelInfo, MANIFEST_FILE, Manifest};
+use crate::session::{Session, SessionOptions};
 
-/// The two graphs tokenizing uses.
-const GRAPHS: [&str; 2] = ["encoder", "decoder"];
+/// The graphs tokenizing uses (they define the identity).
+const IDENTITY_GRAPHS: [GraphKind; 2] = [GraphKind::Encoder, GraphKind::Decoder];
 
 /// Environment variable naming the default model folder.
 pub const MODEL_ENV: &str = "VQTOK_MODEL";
-/// Model folder used when neither `-m` nor `$VQTOK_MODEL` is given.
-pub const DEFAULT_MODEL_DIR: &str = "model";
-
-/// Index element type in token files: int16 when every code fits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IndexDtype {
-    I16,
-    I32,
-}
-
-impl IndexDtype {
-    /// The narrowest type holding indices `0 … codebook_size - 1`.
-    pub fn for_codebook(codebook_size: usize) -> IndexDtype {
-        if codebook_size <= i16::MAX as usize + 1 {
-            IndexDtype::I16
-        } else {
-            IndexDtype::I32
-        }
-    }
-}
 
 /// An opened model folder (sessions are opened separately: encode needs only the encoder).
 #[derive(Debug, Clone)]
-pub struct Model {
+pub struct ModelFolder {
     dir: PathBuf,
     manifest: Manifest,
     config: Config,
     id: String,
 }
 
-impl Model {
+impl ModelFolder {
     /// Reads `dir/manifest.json` and the config inside it.
-    pub fn open(dir: &Path) -> Result<Model> {
+    pub fn open(dir: &Path) -> Result<ModelFolder> {
         if !dir.is_dir() {
-            return Err(InferError::bad_input(
+            return Err(RuntimeError::bad_input(
                 dir,
                 format!(
                     "model folder does not exist (give one with -m or ${MODEL_ENV}; \
@@ -68,16 +48,17 @@ impl Model {
         let manifest = Manifest::load(dir)?;
         let manifest_path = dir.join(MANIFEST_FILE);
         let config = Config::parse(&manifest.config.to_string()).map_err(|e| {
-            InferError::bad_input(&manifest_path, format!("its `config` is invalid: {e}"))
+            RuntimeError::bad_input(&manifest_path, format!("its `config` is invalid: {e}"))
         })?;
         let mut lines = Vec::new();
-        for key in GRAPHS {
+        for kind in IDENTITY_GRAPHS {
+            let key = kind.key();
             let g = manifest.graphs.get(key).ok_or_else(|| {
-                InferError::bad_input(&manifest_path, format!("no `{key}` graph listed"))
+                RuntimeError::bad_input(&manifest_path, format!("no `{key}` graph listed"))
             })?;
             for file in std::iter::once(&g.file).chain(g.external_data.as_ref()) {
                 let info = manifest.files.get(file).ok_or_else(|| {
-                    InferError::bad_input(
+                    RuntimeError::bad_input(
                         &manifest_path,
                         format!("`{file}` of the {key} graph has no sha256 in `files`"),
                     )
@@ -86,11 +67,14 @@ impl Model {
             }
         }
         if manifest.levels.is_empty() {
-            return Err(InferError::bad_input(&manifest_path, "no codebook levels"));
+            return Err(RuntimeError::bad_input(
+                &manifest_path,
+                "no codebook levels",
+            ));
         }
         lines.sort();
         let id = sha256_hex(lines.concat().as_bytes());
-        Ok(Model {
+        Ok(ModelFolder {
             dir: dir.to_path_buf(),
             manifest,
             config,
@@ -143,10 +127,6 @@ impl Model {
             .unwrap_or(0)
     }
 
-    pub fn index_dtype(&self) -> IndexDtype {
-        IndexDtype::for_codebook(self.codebook_size())
-    }
-
     /// Tokens per frame of `height × width` over all levels.
     pub fn tokens_per_frame(&self, height: usize, width: usize) -> usize {
         self.levels()
@@ -155,47 +135,35 @@ impl Model {
             .sum()
     }
 
-    /// Opens the `encoder` graph after checking its files against the manifest.
-    pub fn encoder(&self, options: SessionOptions) -> Result<Session> {
-        self.session("encoder", options)
-    }
-
-    /// Opens the `decoder` graph after checking its files against the manifest.
-    pub fn decoder(&self, options: SessionOptions) -> Result<Session> {
-        self.session("decoder", options)
-    }
-
-    fn session(&self, key: &str, options: SessionOptions) -> Result<Session> {
+    /// Opens graph `kind` after checking its files against the manifest.
+    pub fn session(&self, kind: GraphKind, options: SessionOptions) -> Result<Session> {
+        let key = kind.key();
+        let path = self.manifest.graph_path(&self.dir, key)?;
         let g = &self.manifest.graphs[key];
         for file in std::iter::once(&g.file).chain(g.external_data.as_ref()) {
             let path = self.dir.join(file);
-            let sha = sha256_file(&path).map_err(|e| InferError::io(&path, e))?;
-            if sha != self.manifest.files[file].sha256 {
-                return Err(InferError::bad_input(
+            let want = &self
+                .manifest
+                .files
+                .get(file)
+                .ok_or_else(|| {
+                    RuntimeError::bad_input(
+                        self.dir.join(MANIFEST_FILE),
+                        format!("`{file}` of the {key} graph has no sha256 in `files`"),
+                    )
+                })?
+                .sha256;
+            let sha = sha256_file(&path).map_err(|e| RuntimeError::io(&path, e))?;
+            if &sha != want {
+                return Err(RuntimeError::bad_input(
                     &path,
                     format!(
-                        "sha256 {sha} differs from manifest.json's {}: the folder was modified \
-                         after export",
-                        self.manifest.files[file].sha256
+                        "sha256 {sha} differs from manifest.json's {want}: the folder was \
+                         modified after export"
                     ),
                 ));
             }
         }
-        Ok(Session::open(
-            &self.manifest.graph_path(&self.dir, key)?,
-            options,
-        )?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_dtype_switches_exactly_past_int16() {
-        assert_eq!(IndexDtype::for_codebook(1024), IndexDtype::I16);
-        assert_eq!(IndexDtype::for_codebook(32768), IndexDtype::I16);
-        assert_eq!(IndexDtype::for_codebook(32769), IndexDtype::I32);
+        Session::open(&path, options)
     }
 }

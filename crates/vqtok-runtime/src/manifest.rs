@@ -8,15 +8,77 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use vqtok_core::hash::sha256_file;
 
-use crate::error::{ExportError, Result};
-use crate::nn::PixelIo;
-use crate::onnx::ElemType;
-use crate::verify::VerifyReport;
+use vqtok_config::CodebookLevel;
+
+use crate::error::{Result, RuntimeError};
+use crate::pixels::PixelIo;
+use crate::verification::VerifyReport;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CODEBOOK_FILE: &str = "codebook.safetensors";
 /// Bumped when a consumer would misread an older folder.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// How the u8 encoder maps pixels to model input (recorded in the manifest).
+pub const ENCODE_FORMULA: &str = "x[c] = (u8[c] / divisor[c] - offset[c]) / std[c], in float32 in this order; encoder_float takes x as NCHW";
+/// How the u8 decoder maps model output to pixels (recorded in the manifest).
+pub const DECODE_FORMULA: &str = "u8[c] = round_half_to_even(clamp((x[c] * std[c] + offset[c]) * divisor[c], 0, 255)); decoder_float returns x as NCHW, unclamped";
+
+/// Input name of the u8 graphs' frames (encoder input, decoder output).
+pub const FRAMES: &str = "frames";
+/// Input of `encoder_float`, output of `decoder_float`.
+pub const IMAGES: &str = "images";
+
+/// `quantize` → `indices`, `quantize_t` → `indices_t`, `quantize_b` → `indices_b`: the
+/// name of a level's index grid in the graphs and in token files.
+pub fn indices_name(level: &CodebookLevel) -> String {
+    level.name.replacen("quantize", "indices", 1)
+}
+
+/// The graphs of a model folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphKind {
+    /// u8 frames `[N, H, W, C]` → int64 indices per level.
+    Encoder,
+    /// int64 indices per level → u8 frames `[N, H, W, C]`.
+    Decoder,
+    /// normalised f32 `[N, C, H, W]` → int64 indices per level.
+    EncoderFloat,
+    /// int64 indices per level → normalised f32 `[N, C, H, W]` (unclamped).
+    DecoderFloat,
+}
+
+impl GraphKind {
+    pub const ALL: [GraphKind; 4] = [
+        GraphKind::Encoder,
+        GraphKind::Decoder,
+        GraphKind::EncoderFloat,
+        GraphKind::DecoderFloat,
+    ];
+
+    /// The graph's key in the manifest; the file is `<key>.onnx`.
+    pub fn key(self) -> &'static str {
+        match self {
+            GraphKind::Encoder => "encoder",
+            GraphKind::Decoder => "decoder",
+            GraphKind::EncoderFloat => "encoder_float",
+            GraphKind::DecoderFloat => "decoder_float",
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, GraphKind::EncoderFloat | GraphKind::DecoderFloat)
+    }
+}
+
+/// Element type of a graph input or output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElemType {
+    Float32,
+    Uint8,
+    Int64,
+}
 
 /// One codebook level as consumers of the indices see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,11 +169,11 @@ pub struct Manifest {
 impl Manifest {
     pub fn load(model_dir: &Path) -> Result<Manifest> {
         let path = model_dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| ExportError::io(&path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::io(&path, e))?;
         let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| ExportError::bad_input(&path, format!("not a vqtok manifest: {e}")))?;
+            .map_err(|e| RuntimeError::bad_input(&path, format!("not a vqtok manifest: {e}")))?;
         if m.format != "vqtok-onnx" || m.format_version != FORMAT_VERSION {
-            return Err(ExportError::bad_input(
+            return Err(RuntimeError::bad_input(
                 &path,
                 format!(
                     "format {} v{} is not vqtok-onnx v{FORMAT_VERSION}",
@@ -126,16 +188,16 @@ impl Manifest {
         let path = model_dir.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(self).expect("a manifest always serialises");
         vqtok_core::fs::write_atomic(&path, (text + "\n").as_bytes())
-            .map_err(|e| ExportError::io(&path, e))
+            .map_err(|e| RuntimeError::io(&path, e))
     }
 
     /// Re-hashes every listed file; names the first one that is missing or changed.
     pub fn check_files(&self, model_dir: &Path) -> Result<()> {
         for (name, info) in &self.files {
             let path = model_dir.join(name);
-            let sha = sha256_file(&path).map_err(|e| ExportError::io(&path, e))?;
+            let sha = sha256_file(&path).map_err(|e| RuntimeError::io(&path, e))?;
             if sha != info.sha256 {
-                return Err(ExportError::bad_input(
+                return Err(RuntimeError::bad_input(
                     &path,
                     format!("sha256 {sha} does not match the manifest's {}", info.sha256),
                 ));
@@ -161,7 +223,7 @@ impl Manifest {
     /// Path of graph `key` (`encoder`, …) in `model_dir`.
     pub fn graph_path(&self, model_dir: &Path, key: &str) -> Result<std::path::PathBuf> {
         let g = self.graphs.get(key).ok_or_else(|| {
-            ExportError::bad_input(
+            RuntimeError::bad_input(
                 model_dir.join(MANIFEST_FILE),
                 format!("no `{key}` graph in this model folder"),
             )

@@ -1,4 +1,4 @@
-//! A small ONNX Runtime wrapper shared with `vqtok-infer`: load the library from an
+//! A small ONNX Runtime wrapper (export's verification and vqtokenize): load the library from an
 //! explicit path (never ort's panic on a missing library), open sessions with a
 //! chosen optimisation level and thread count, run them with typed host tensors.
 
@@ -9,7 +9,7 @@ use ort::session::Session as OrtSession;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 
-use crate::error::{ExportError, Result};
+use crate::error::{Result, RuntimeError};
 
 /// Environment variable naming `libonnxruntime.so` (set by `.cargo/config.toml`).
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -19,8 +19,8 @@ const BUILT_WITH: Option<&str> = option_env!("ORT_DYLIB_PATH");
 
 static ENVIRONMENT: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
 
-fn runtime_err(context: &str, e: impl std::fmt::Display) -> ExportError {
-    ExportError::Runtime(format!("{context}: {e}"))
+fn runtime_err(context: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Runtime(format!("{context}: {e}"))
 }
 
 /// Where to look for `libonnxruntime.so` when no path is given, in order: `$ORT_DYLIB_PATH`;
@@ -39,7 +39,7 @@ fn default_library() -> Result<PathBuf> {
         .chain(BUILT_WITH.map(PathBuf::from))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            ExportError::Runtime(format!(
+            RuntimeError::Runtime(format!(
                 "no libonnxruntime.so: {ORT_DYLIB_ENV} is not set, none is beside the executable, \
                  and the build-time path {} is gone; point {ORT_DYLIB_ENV} at the library from the \
                  onnxruntime 1.31 wheel (`cargo xtask setup` links it as .cache/vqtok/libonnxruntime.so)",
@@ -61,7 +61,7 @@ pub fn init(library: Option<&Path>) -> Result<&'static Path> {
     };
     if let Some((loaded, _)) = ENVIRONMENT.get() {
         if library.is_some() && loaded != &wanted {
-            return Err(ExportError::Runtime(format!(
+            return Err(RuntimeError::Runtime(format!(
                 "ONNX Runtime is already loaded from {}; cannot also load {}",
                 loaded.display(),
                 wanted.display()
@@ -70,7 +70,7 @@ pub fn init(library: Option<&Path>) -> Result<&'static Path> {
         return Ok(loaded);
     }
     if !wanted.is_file() {
-        return Err(ExportError::Runtime(format!(
+        return Err(RuntimeError::Runtime(format!(
             "ONNX Runtime library {} does not exist (set {ORT_DYLIB_ENV} or run `cargo xtask setup`)",
             wanted.display()
         )));
@@ -192,7 +192,7 @@ impl Session {
         init(None)?;
         let (_, env) = ENVIRONMENT.get().expect("init succeeded");
         if !model.is_file() {
-            return Err(ExportError::bad_input(model, "model file does not exist"));
+            return Err(RuntimeError::bad_input(model, "model file does not exist"));
         }
         let level = match options.optimization {
             Optimization::Disable => GraphOptimizationLevel::Disable,
@@ -213,7 +213,7 @@ impl Session {
         }
         if let Provider::Cuda { device } = options.provider {
             if !cuda_available()? {
-                return Err(ExportError::Runtime(format!(
+                return Err(RuntimeError::Runtime(format!(
                     "the ONNX Runtime library {} has no CUDA execution provider (use the \
                      onnxruntime-gpu build's libonnxruntime.so via {ORT_DYLIB_ENV})",
                     ENVIRONMENT
@@ -279,7 +279,7 @@ impl Session {
             .map(|name| {
                 let value = outputs
                     .get(&name)
-                    .ok_or_else(|| ExportError::Runtime(format!("output `{name}` missing")))?;
+                    .ok_or_else(|| RuntimeError::Runtime(format!("output `{name}` missing")))?;
                 Ok((name.clone(), to_host(value).map_err(ctx)?))
             })
             .collect()
