@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::CodebookLevel;
 use crate::quantizer::{EmaArgs, QuantizerKind};
 
 /// `model_args` for VqVae / vqvae.
@@ -73,5 +74,31 @@ impl Default for VqVae2Args {
             quantizer: QuantizerKind::Vq,
             ema: EmaArgs::default(),
         }
+    }
+}
+
+impl VqVaeArgs {
+    /// The model's one codebook (`quantize`).
+    pub fn level(&self) -> CodebookLevel {
+        CodebookLevel {
+            name: "quantize",
+            factor: self.downsample,
+            codebook_size: self.num_embeddings,
+            dim: self.embedding_dim,
+        }
+    }
+}
+
+impl VqVae2Args {
+    /// The top (`quantize_t`, 1/8) and bottom (`quantize_b`, 1/4) codebooks, in the order
+    /// the model returns their grids.
+    pub fn levels(&self) -> [CodebookLevel; 2] {
+        let level = |name, factor| CodebookLevel {
+            name,
+            factor,
+            codebook_size: self.n_embed,
+            dim: self.embed_dim,
+        };
+        [level("quantize_t", 8), level("quantize_b", 4)]
     }
 }

@@ -169,7 +169,7 @@ impl Config {
                     l.factor,
                     res / l.factor,
                     res / l.factor,
-                    l.size,
+                    l.codebook_size,
                     l.dim
                 )
             })

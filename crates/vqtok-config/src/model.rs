@@ -65,7 +65,9 @@ pub struct CodebookLevel {
     pub name: &'static str,
     /// Pixels per token side at this level.
     pub factor: usize,
-    pub size: usize,
+    /// K, the number of codes (`n_embed`, or `num_embeddings` for VQ-VAE, in param.json).
+    pub codebook_size: usize,
+    /// D, the dimension of a code.
     pub dim: usize,
 }
 
@@ -109,35 +111,13 @@ impl ModelConfig {
         }
     }
 
-    /// The codebooks in the order the model returns index grids (VQ-VAE-2: top, bottom).
+    /// The codebooks in the order the model returns index grids (VQ-VAE-2: top, bottom):
+    /// the one place the families' codebook keys are read.
     pub fn levels(&self) -> Vec<CodebookLevel> {
         match self {
-            ModelConfig::Taming(a) => vec![CodebookLevel {
-                name: "quantize",
-                factor: a.ddconfig.factor(),
-                size: a.n_embed,
-                dim: a.embed_dim,
-            }],
-            ModelConfig::VqVae(a) => vec![CodebookLevel {
-                name: "quantize",
-                factor: a.downsample,
-                size: a.num_embeddings,
-                dim: a.embedding_dim,
-            }],
-            ModelConfig::VqVae2(a) => vec![
-                CodebookLevel {
-                    name: "quantize_t",
-                    factor: 8,
-                    size: a.n_embed,
-                    dim: a.embed_dim,
-                },
-                CodebookLevel {
-                    name: "quantize_b",
-                    factor: 4,
-                    size: a.n_embed,
-                    dim: a.embed_dim,
-                },
-            ],
+            ModelConfig::Taming(a) => vec![a.level()],
+            ModelConfig::VqVae(a) => vec![a.level()],
+            ModelConfig::VqVae2(a) => a.levels().to_vec(),
         }
     }
 

@@ -68,6 +68,18 @@ pub struct DdConfig {
     pub resamp_with_conv: bool,
 }
 
+impl TamingArgs {
+    /// The model's one codebook (`quantize`).
+    pub fn level(&self) -> crate::CodebookLevel {
+        crate::CodebookLevel {
+            name: "quantize",
+            factor: self.ddconfig.factor(),
+            codebook_size: self.n_embed,
+            dim: self.embed_dim,
+        }
+    }
+}
+
 impl DdConfig {
     /// Spatial downsampling factor, 2^(len(ch_mult) − 1).
     pub fn factor(&self) -> usize {

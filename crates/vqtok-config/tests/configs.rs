@@ -40,7 +40,7 @@ fn seed_config_has_the_f16_geometry() {
     let levels = cfg.model.levels();
     assert_eq!(levels.len(), 1);
     assert_eq!(
-        (levels[0].factor, levels[0].size, levels[0].dim),
+        (levels[0].factor, levels[0].codebook_size, levels[0].dim),
         (16, 1024, 256)
     );
     assert_eq!(cfg.train.disc_update_every, 3);

@@ -124,13 +124,17 @@ pub fn export(
     let mut level_info = Vec::new();
     for l in &levels {
         let key = format!("{}.embedding.weight", l.name);
-        let data = weights.tensor(&key, &[l.size, l.dim], Init::Codebook { size: l.size })?;
-        tables.push((key.clone(), RawTensor::from_f32(&[l.size, l.dim], &data)));
+        let shape = [l.codebook_size, l.dim];
+        let init = Init::Codebook {
+            size: l.codebook_size,
+        };
+        let data = weights.tensor(&key, &shape, init)?;
+        tables.push((key.clone(), RawTensor::from_f32(&shape, &data)));
         level_info.push(LevelInfo {
             name: l.name.to_string(),
             indices: indices_name(l),
             factor: l.factor,
-            codebook_size: l.size,
+            codebook_size: l.codebook_size,
             dim: l.dim,
             codebook_tensor: key,
         });

@@ -324,12 +324,7 @@ fn eval_checkpoint(
         }
         _ => None,
     };
-    let levels: Vec<(String, i64)> = cfg
-        .model
-        .levels()
-        .iter()
-        .map(|l| (l.name.to_string(), l.size as i64))
-        .collect();
+    let levels = cfg.model.levels();
     let norm = PixelNorm::new(&cfg.data.normalize, device);
     let mut data = DataSource::open(cfg, Split::Val, None)?;
     Ok(evaluate(

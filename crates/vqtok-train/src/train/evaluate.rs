@@ -3,6 +3,7 @@
 //! table for any checkpoint.
 
 use tch::Kind;
+use vqtok_config::CodebookLevel;
 use vqtok_core::psnr::psnr_db;
 
 use crate::loss::{LossCalculator, Lpips, Reconstruction, Split};
@@ -46,7 +47,7 @@ impl EvalReport {
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &dyn VqModel,
-    levels: &[(String, i64)],
+    levels: &[CodebookLevel],
     loss: &LossCalculator,
     norm: &PixelNorm,
     data: &mut DataSource,
@@ -102,7 +103,7 @@ pub fn evaluate(
         if usage.is_empty() {
             usage = levels
                 .iter()
-                .map(|(_, k)| CodebookUsage::new(*k, x.device()))
+                .map(|l| CodebookUsage::new(l.codebook_size as i64, x.device()))
                 .collect();
             grid = Some(comparison_grid(norm, &x, &out.recon, 4));
         }
@@ -128,11 +129,11 @@ pub fn evaluate(
         at,
         ("val/psnr".into(), psnr_db(squared_error / frames as f64)),
     );
-    for ((name, _), u) in levels.iter().zip(&usage) {
+    for (level, u) in levels.iter().zip(&usage) {
         let key = if levels.len() == 1 {
             "val/codebook_usage".to_string()
         } else {
-            format!("val/codebook_usage/{name}")
+            format!("val/codebook_usage/{}", level.name)
         };
         // Percent, as train/codebook_usage.
         values.push((key, 100.0 * u.usage()));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-use vqtok_config::{Amp, Config, ModelConfig, json_diff};
+use vqtok_config::{Amp, CodebookLevel, Config, ModelConfig, json_diff};
 use vqtok_run::{Checkpoint, CheckpointStore, RunDir, RunError, TrainState};
 
 use crate::loss::{LossCalculator, LossLog, LossOptions, Lpips, Split, lpips_weights_path};
@@ -80,8 +80,7 @@ pub struct Trainer {
     amp: bool,
     vs: VarStore,
     model: Box<dyn VqModel>,
-    /// (state-dict name, codebook size) per level.
-    levels: Vec<(String, i64)>,
+    levels: Vec<CodebookLevel>,
     /// The loss and the discriminator (with its own Adam).
     calc: LossCalculator,
     /// The autoencoder's Adam.
@@ -133,12 +132,7 @@ impl Trainer {
         tch::manual_seed(cfg.train.seed as i64);
         let vs = VarStore::new(device);
         let model = create_model(&cfg.model, &vs.root())?;
-        let levels = cfg
-            .model
-            .levels()
-            .iter()
-            .map(|l| (l.name.to_string(), l.size as i64))
-            .collect();
+        let levels = cfg.model.levels();
         let loss_opts = LossOptions::new(device);
         let calc = LossCalculator::new(&cfg, model.as_ref(), &loss_opts)?;
         let opt_ae = Adam::new(
@@ -272,7 +266,7 @@ impl Trainer {
         let mut usage: Vec<CodebookUsage> = self
             .levels
             .iter()
-            .map(|(_, k)| CodebookUsage::new(*k, self.opts.device))
+            .map(|l| CodebookUsage::new(l.codebook_size as i64, self.opts.device))
             .collect();
         let mut perplexity_sum: Vec<Tensor> = Vec::new();
         let mut window = Window::default();
@@ -422,19 +416,19 @@ impl Trainer {
                 format!("train/{base}")
             }
         };
-        for (((name, size), u), p) in self
+        for ((level, u), p) in self
             .levels
             .iter()
             .zip(usage.iter_mut())
             .zip(perplexity_sum.iter_mut())
         {
+            let name = level.name;
             values.push((key("codebook_usage", name), 100.0 * u.usage()));
             values.push((key("dead_codes", name), u.dead_codes(1) as f64));
             values.push((
                 key("perplexity", name),
                 p.double_value(&[]) / window.good.max(1) as f64,
             ));
-            debug_assert!(*size > 0);
             u.reset();
             let _ = p.zero_();
         }

@@ -32,14 +32,15 @@ impl VqVae {
             a.num_hiddens as i64,
             a.num_residual_hiddens as i64,
         );
-        let d = a.embedding_dim as i64;
+        let level = a.level();
+        let d = level.dim as i64;
         let encoder =
             ClassicEncoder::new(&vars.sub("encoder"), cin, h, n, rh, a.num_residual_layers);
         let quant_conv = Conv2d::new(&vars.sub("quant_conv"), h, d, 1, 1, 0);
         let quantize = Quantizer::new(
             &vars.sub("quantize"),
             &QuantizerConfig {
-                size: a.num_embeddings as i64,
+                codebook_size: level.codebook_size as i64,
                 dim: d,
                 kind: a.quantizer,
                 beta: a.commitment_cost,
@@ -97,7 +98,7 @@ impl VqModel for VqVae {
     }
 
     fn decode_indices(&self, indices: &[Tensor]) -> Result<Tensor, ModelError> {
-        check_indices(indices, &[(self.quantize.size(), self.factor)])?;
+        check_indices(indices, &[(self.quantize.codebook_size(), self.factor)])?;
         Ok(self.decoder.forward(&self.quantize.embed(&indices[0])))
     }
 

@@ -42,9 +42,10 @@ impl VqVae2 {
             a.n_res_channel as i64,
             a.n_res_block,
         );
-        let d = a.embed_dim as i64;
+        let [level, _] = a.levels();
+        let d = level.dim as i64;
         let codebook = QuantizerConfig {
-            size: a.n_embed as i64,
+            codebook_size: level.codebook_size as i64,
             dim: d,
             kind: a.quantizer,
             beta: a.commitment_cost,
@@ -130,8 +131,8 @@ impl VqModel for VqVae2 {
         check_indices(
             indices,
             &[
-                (self.quantize_t.size(), TOP),
-                (self.quantize_b.size(), BOTTOM),
+                (self.quantize_t.codebook_size(), TOP),
+                (self.quantize_b.codebook_size(), BOTTOM),
             ],
         )?;
         Ok(self.decode(

@@ -33,8 +33,8 @@ pub struct QuantOutput {
 /// Everything a codebook is built from.
 #[derive(Debug, Clone)]
 pub struct QuantizerConfig {
-    /// K.
-    pub size: i64,
+    /// K, the number of codes.
+    pub codebook_size: i64,
     /// D.
     pub dim: i64,
     pub kind: QuantizerKind,
@@ -56,11 +56,19 @@ impl Quantizer {
     pub fn new(vs: &Vars, cfg: &QuantizerConfig) -> Self {
         match cfg.kind {
             QuantizerKind::Vq => Quantizer::Vq(VectorQuantizer::new(
-                vs, cfg.size, cfg.dim, cfg.beta, cfg.legacy,
+                vs,
+                cfg.codebook_size,
+                cfg.dim,
+                cfg.beta,
+                cfg.legacy,
             )),
-            QuantizerKind::Ema => {
-                Quantizer::Ema(EmaQuantizer::new(vs, cfg.size, cfg.dim, cfg.beta, &cfg.ema))
-            }
+            QuantizerKind::Ema => Quantizer::Ema(EmaQuantizer::new(
+                vs,
+                cfg.codebook_size,
+                cfg.dim,
+                cfg.beta,
+                &cfg.ema,
+            )),
         }
     }
 
@@ -80,8 +88,8 @@ impl Quantizer {
         }
     }
 
-    /// K.
-    pub fn size(&self) -> i64 {
+    /// K, the number of codes.
+    pub fn codebook_size(&self) -> i64 {
         self.weight().size()[0]
     }
 

@@ -51,8 +51,8 @@ impl TamingModel {
         let quantize = Quantizer::new(
             &vars.sub("quantize"),
             &QuantizerConfig {
-                size: args.n_embed as i64,
-                dim: args.embed_dim as i64,
+                codebook_size: args.level().codebook_size as i64,
+                dim: args.level().dim as i64,
                 kind: match args.model_variant {
                     ModelVariant::VQModel => QuantizerKind::Vq,
                     ModelVariant::EMAVQ => QuantizerKind::Ema,
@@ -107,7 +107,7 @@ impl TamingModel {
     }
 
     fn levels(&self) -> [(i64, usize); 1] {
-        [(self.quantize.size(), self.factor)]
+        [(self.quantize.codebook_size(), self.factor)]
     }
 
     fn to_model_kind(&self, images: &Tensor) -> Tensor {
