@@ -17,7 +17,7 @@ use crate::tokens::TokenFile;
 use vqtok_runtime::ModelFolder;
 
 /// Size of the written video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputSize {
     /// The model's frames as decoded (the tokenized size).
     #[default]
@@ -77,13 +77,15 @@ impl Default for DecodeOptions {
     }
 }
 
-/// What decoding did.
-#[derive(Debug, Clone, PartialEq)]
+/// What decoding did (`vqtokenize decode --json` prints it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Decoded {
+    /// The token file decoded.
+    pub tokens: PathBuf,
     pub output: PathBuf,
     pub frames: usize,
-    pub width: usize,
-    pub height: usize,
+    /// `[width, height]` of the written video.
+    pub size: [usize; 2],
     pub fps: f64,
     pub seconds: f64,
     /// PSNR (dB) of the decoded frames against the source frames, when asked.
@@ -92,7 +94,35 @@ pub struct Decoded {
     pub comparison: Option<PathBuf>,
 }
 
-/// Refuses token files made by another model (by [`Model::id`]).
+/// One line: what was written, how fast, and the PSNR when measured.
+impl std::fmt::Display for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} → {}: {} frames at {}×{}, {:.3} fps, {:.2} frames/s",
+            self.tokens.display(),
+            self.output.display(),
+            self.frames,
+            self.size[0],
+            self.size[1],
+            self.fps,
+            self.frames as f64 / self.seconds.max(1e-9),
+        )?;
+        if let Some(p) = self.psnr_db {
+            write!(f, ", PSNR {p:.2} dB vs the source")?;
+        }
+        if let Some(c) = &self.comparison {
+            write!(
+                f,
+                "\ncomparison (source above, reconstruction below): {}",
+                c.display()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses token files made by another model (by `ModelFolder::id`).
 pub fn check_model(model: &ModelFolder, tokens: &TokenFile, token_path: &Path) -> Result<()> {
     if tokens.meta.model_sha256 != model.id() {
         return Err(InferError::ModelMismatch {
@@ -290,10 +320,10 @@ pub fn decode_tokens(
         vqtok_video::write_comparison(&c.path, &pairs)?;
     }
     Ok(Decoded {
+        tokens: token_path.to_path_buf(),
         output: output.to_path_buf(),
         frames: total,
-        width: ow,
-        height: oh,
+        size: [ow, oh],
         fps,
         seconds: started.elapsed().as_secs_f64(),
         psnr_db: psnr,

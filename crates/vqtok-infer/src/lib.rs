@@ -7,14 +7,20 @@
 //! - [`encode_video`]: streaming decode → resize/crop ([`Framing`]) → encoder batches →
 //!   [`TokenFile`] (`*.vqt.safetensors`, see [`tokens`] for the format);
 //! - [`decode_tokens`]: token file → decoder → mp4 (refuses another model's tokens);
-//! - [`batch`]: many inputs, resume, worker threads, per-file failures.
+//! - [`batch`]: many inputs, resume, worker threads, per-file failures; [`summary`]:
+//!   what a run reports and the exit status it ends with;
+//! - [`engine`]: the model folder and runtime settings every command shares.
+//!
+//! The `vqtokenize` binary only parses arguments and prints what these return.
 
 pub mod batch;
 mod decode;
 mod encode;
+pub mod engine;
 mod error;
 mod framing;
 pub mod progress;
+pub mod summary;
 mod token_writer;
 pub mod tokens;
 

@@ -6,6 +6,9 @@ use std::time::Instant;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vqtok_runtime::Provider;
 
+use crate::batch::{Job, Outcome, Reporter};
+use crate::summary::outcome_line;
+
 /// Per-file progress hooks (called from the thread that runs the model).
 pub trait FileProgress: Sync {
     /// Work on the file begins; `expected_frames` when the container says.
@@ -167,6 +170,38 @@ impl FileProgress for FileBar {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// The short name of a file for its bar.
+fn short(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// A batch run's [`Reporter`]: a bar per file in flight and a line per finished file
+/// (`quiet`: no bars, and only failures get a line).
+pub struct BarReporter<'a> {
+    pub bars: &'a Bars,
+    pub quiet: bool,
+}
+
+impl Reporter for BarReporter<'_> {
+    fn begin(&self, job: &Job) -> Box<dyn FileProgress + '_> {
+        if self.quiet {
+            Box::new(NoProgress)
+        } else {
+            Box::new(self.bars.file(&short(&job.input)))
+        }
+    }
+
+    fn end(&self, job: &Job, outcome: &Outcome) {
+        self.bars.file_done();
+        if let Some(line) = outcome_line(job, outcome, self.quiet) {
+            self.bars.println(&line);
+        }
     }
 }
 

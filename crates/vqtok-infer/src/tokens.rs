@@ -228,6 +228,91 @@ impl TokenMeta {
     }
 }
 
+/// `vqtokenize info`: what the file holds, where it came from and how it was framed.
+impl std::fmt::Display for TokenMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let grids: Vec<String> = self
+            .levels
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} [{}, {}, {}] (f{}, {} codes)",
+                    l.tensor,
+                    self.frames(),
+                    l.height,
+                    l.width,
+                    l.factor,
+                    l.codebook_size
+                )
+            })
+            .collect();
+        let (g, src, s) = (&self.geometry, &self.source, &self.sampling);
+        writeln!(
+            f,
+            "  model     {} {} ({})",
+            self.model_family, self.model_type, self.model_sha256
+        )?;
+        writeln!(
+            f,
+            "  tokens    {} as {:?}",
+            grids.join(", "),
+            self.index_dtype
+        )?;
+        writeln!(
+            f,
+            "  frames    {} at {}×{}, {:.3} fps (slots {}…{} of a {:.3} fps grid, stride {})",
+            self.frames(),
+            g.out_width,
+            g.out_height,
+            s.fps(),
+            self.frame_indices.first().copied().unwrap_or(0),
+            self.frame_indices.last().copied().unwrap_or(0),
+            s.slot_fps,
+            s.stride
+        )?;
+        writeln!(
+            f,
+            "  source    {} ({}×{}, {:.3} fps, {} bytes, {})",
+            src.path,
+            src.width,
+            src.height,
+            src.fps,
+            src.bytes,
+            src.duration_s
+                .map_or_else(|| "duration unknown".into(), |d| format!("{d:.2} s"))
+        )?;
+        writeln!(
+            f,
+            "  framing   size {}, fit {:?}: scaled to {}×{}, offset ({}, {})",
+            self.size, self.fit, g.scaled_width, g.scaled_height, g.offset_x, g.offset_y
+        )?;
+        write!(f, "  vqtok     {}", self.vqtok_version)
+    }
+}
+
+/// Where `vqtokenize decode` writes the video of `tokens` by default:
+/// `NAME.recon.mp4` beside `NAME.vqt.safetensors`.
+pub fn recon_path(tokens: &Path) -> std::path::PathBuf {
+    let name = tokens
+        .file_name()
+        .map_or_else(|| "tokens".into(), |n| n.to_string_lossy().into_owned());
+    let stem = name
+        .strip_suffix(TOKEN_SUFFIX)
+        .or_else(|| name.strip_suffix(".safetensors"))
+        .unwrap_or(&name);
+    tokens.with_file_name(format!("{stem}.recon.mp4"))
+}
+
+/// A token file's metadata exactly as stored (string values, structured ones as JSON
+/// text), for `vqtokenize info --json`.
+pub fn stored_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(|e| InferError::io(path, e))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+        InferError::bad_input(path, format!("not a complete safetensors file: {e}"))
+    })?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("metadata values are plain data")
 }

@@ -17,6 +17,7 @@ use crate::scale::Scaler;
 
 /// How a frame is mapped to a target `W × H`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Fit {
     /// Keep the aspect, scale to cover `W × H`, centre-crop the excess.
