@@ -9,8 +9,10 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
 
+use crate::loss::Split;
 use crate::model::{LoadedModel, open_model};
 use crate::train::TrainError;
+use crate::train::data::DataSource;
 use crate::train::pixels::PixelNorm;
 
 /// Encodes `frames` (u8 `[N, H, W, 3]`) in f32 with the model `cfg` describes, its
@@ -56,4 +58,44 @@ pub fn write_reference(
     ));
     Tensor::write_safetensors(&named, out)
         .map_err(|e| TrainError::Usage(format!("{}: {e}", out.display())))
+}
+
+/// The frames a reference is written for: `val_batches` batches of held-out clips from
+/// `cfg`'s validation data (when there is any) plus `random` seeded noise frames.
+pub fn reference_frames(
+    cfg: &Config,
+    val_batches: usize,
+    random: i64,
+) -> Result<Tensor, TrainError> {
+    let r = cfg.data_resolution() as i64;
+    let mut parts = Vec::new();
+    if val_batches > 0 && !(cfg.data.train.is_empty() && cfg.data.val.is_empty()) {
+        // Held-out clips make the check realistic; without the data (moved, another
+        // machine) the random frames still check every graph.
+        match DataSource::open(cfg, Split::Val, None) {
+            Ok(mut data) => {
+                for _ in 0..val_batches {
+                    let Some(b) = data.next_batch()? else { break };
+                    let [bb, d, h, w, c] = b.shape.map(|v| v as i64);
+                    parts.push(Tensor::from_slice(&b.images).view([bb * d, h, w, c]));
+                }
+            }
+            Err(e) => eprintln!(
+                "warning: no held-out clips for the reference ({e}); using random frames only"
+            ),
+        }
+    }
+    if random > 0 {
+        tch::manual_seed(0x7e57);
+        parts.push(
+            Tensor::randint(256, [random, r, r, 3], (Kind::Int64, Device::Cpu))
+                .to_kind(Kind::Uint8),
+        );
+    }
+    if parts.is_empty() {
+        return Err(TrainError::Usage(
+            "no frames for the reference: give --data, or --random N > 0".into(),
+        ));
+    }
+    Ok(Tensor::cat(&parts, 0))
 }

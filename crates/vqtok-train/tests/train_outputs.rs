@@ -131,4 +131,66 @@ for t in sorted(tags["images"]):
         table.contains(&psnr),
         "eval PSNR differs from the run's {psnr}:\n{table}"
     );
+
+    // The taming loss needs LPIPS itself: without its weights, a clear error (exit 2).
+    let out = bin()
+        .env("VQTOK_LPIPS_WEIGHTS", dir.join("missing.safetensors"))
+        .args(["eval", "--device", "cpu", "--run"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing.safetensors") && err.contains("setup"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_lpips_weights_validation_says_what_it_left_out() {
+    // A VQ-VAE without a perceptual loss trains without LPIPS; only the val/lpips metric
+    // needs it, and its absence is reported, not silently dropped.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_video(&dir.join("v.mp4"), 32, 12, 1);
+    let cfg = config(
+        "vqvae_tiny.json",
+        json!({
+            "train_args": {"num_steps": 2, "log_every": 1, "val_every": 2, "checkpoint_every": 2,
+                           "val_batches": 1, "device": "cpu"},
+            "data_args": {"train": [dir.join("v.mp4").display().to_string()],
+                          "val": [dir.join("v.mp4").display().to_string()],
+                          "resolution": 32, "sequence_length": 2, "num_workers": 1}
+        }),
+    );
+    let config = write_config(dir, &cfg);
+    let run_dir = dir.join("run");
+    let missing = dir.join("missing.safetensors");
+    let out = run(bin()
+        .env("VQTOK_LPIPS_WEIGHTS", &missing)
+        .args(["--threads", "1", "train", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run_dir));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: val/lpips not computed"), "{err}");
+    assert!(err.contains("note: val/lpips not computed"), "{err}");
+    let out = run(bin()
+        .env("VQTOK_LPIPS_WEIGHTS", &missing)
+        .args(["eval", "--device", "cpu", "--run"])
+        .arg(&run_dir));
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !table
+            .lines()
+            .any(|l| l.trim_start().starts_with("val/lpips")),
+        "{table}"
+    );
+    assert!(
+        table.contains("note: val/lpips not computed") && table.contains("missing.safetensors"),
+        "{table}"
+    );
 }

@@ -6,16 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
 use vqtok_core::exit;
 use vqtok_run::Checkpoint;
-use vqtok_train::loss::{LossCalculator, LossOptions, Lpips, Split, lpips_weights_path};
-use vqtok_train::model::{LoadedModel, open_model};
-use vqtok_train::train::data::DataSource;
+use vqtok_train::reference;
 use vqtok_train::train::device::resolve_device;
-use vqtok_train::train::evaluate::evaluate;
-use vqtok_train::train::pixels::PixelNorm;
+use vqtok_train::train::evaluate::eval_checkpoint;
 use vqtok_train::train::signals::install_stop_flag;
 use vqtok_train::train::{TrainError, TrainOptions, Trainer};
 
@@ -233,7 +229,7 @@ fn run(command: Command) -> Result<()> {
             let report =
                 eval_checkpoint(&cfg, &ck, device, batches.unwrap_or(cfg.train.val_batches))?;
             println!("checkpoint {}", ck.dir().display());
-            print!("{}", report.table());
+            print!("{report}");
             Ok(())
         }
         Command::Reference {
@@ -250,8 +246,8 @@ fn run(command: Command) -> Result<()> {
                 cfg.data.val = data;
             }
             let device = resolve_device(&device)?;
-            let frames = reference_frames(&cfg, val_batches, random)?;
-            vqtok_train::reference::write_reference(&cfg, &weights, &frames, device, &out)?;
+            let frames = reference::reference_frames(&cfg, val_batches, random)?;
+            reference::write_reference(&cfg, &weights, &frames, device, &out)?;
             eprintln!("wrote {} ({} frames)", out.display(), frames.size()[0]);
             Ok(())
         }
@@ -264,77 +260,4 @@ fn usage(msg: &str) -> anyhow::Error {
 
 fn load_config(path: &Path) -> Result<Config> {
     Config::from_path(path).map_err(|e| usage(&e.to_string()))
-}
-
-/// Held-out frames from the validation source (when it has data) plus seeded noise.
-fn reference_frames(cfg: &Config, val_batches: usize, random: i64) -> Result<Tensor> {
-    let r = cfg.data_resolution() as i64;
-    let mut parts = Vec::new();
-    if val_batches > 0 && !(cfg.data.train.is_empty() && cfg.data.val.is_empty()) {
-        // Held-out clips make the check realistic; without the data (moved, another
-        // machine) the random frames still check every graph.
-        match DataSource::open(cfg, Split::Val, None) {
-            Ok(mut data) => {
-                for _ in 0..val_batches {
-                    let Some(b) = data.next_batch()? else { break };
-                    let [bb, d, h, w, c] = b.shape.map(|v| v as i64);
-                    parts.push(Tensor::from_slice(&b.images).view([bb * d, h, w, c]));
-                }
-            }
-            Err(e) => eprintln!(
-                "warning: no held-out clips for the reference ({e}); using random frames only"
-            ),
-        }
-    }
-    if random > 0 {
-        tch::manual_seed(0x7e57);
-        parts.push(
-            Tensor::randint(256, [random, r, r, 3], (Kind::Int64, Device::Cpu))
-                .to_kind(Kind::Uint8),
-        );
-    }
-    if parts.is_empty() {
-        return Err(usage(
-            "no frames for the reference: give --data, or --random N > 0",
-        ));
-    }
-    Ok(Tensor::cat(&parts, 0))
-}
-
-fn eval_checkpoint(
-    cfg: &Config,
-    ck: &Checkpoint,
-    device: Device,
-    batches: usize,
-) -> Result<vqtok_train::train::evaluate::EvalReport> {
-    let LoadedModel { vs: _vs, model } =
-        open_model(&cfg.model, &ck.model_path(), device).map_err(TrainError::from)?;
-    let mut calc = LossCalculator::new(cfg, model.as_ref(), &LossOptions::new(device))
-        .map_err(TrainError::from)?;
-    let named: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(ck.model_path())?
-            .into_iter()
-            .collect();
-    // Validation needs the discriminator's weights only, not its optimizer.
-    calc.load_checkpoint_state(&named, None, &ck.model_path())
-        .map_err(TrainError::from)?;
-    let lpips = match lpips_weights_path(None) {
-        Ok(p) if p.exists() => {
-            Some(Lpips::load(&p, device, Kind::Float).map_err(TrainError::from)?)
-        }
-        _ => None,
-    };
-    let levels = cfg.model.levels();
-    let norm = PixelNorm::new(&cfg.data.normalize, device);
-    let mut data = DataSource::open(cfg, Split::Val, None)?;
-    Ok(evaluate(
-        model.as_ref(),
-        &levels,
-        &calc,
-        &norm,
-        &mut data,
-        batches,
-        lpips.as_ref(),
-        ck.state()?.step,
-    )?)
 }

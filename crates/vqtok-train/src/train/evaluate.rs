@@ -2,12 +2,15 @@
 //! LPIPS) and codebook usage over held-out clips. `vqtok-train eval` prints the same
 //! table for any checkpoint.
 
-use tch::Kind;
-use vqtok_config::CodebookLevel;
-use vqtok_core::psnr::psnr_db;
+use std::collections::HashMap;
 
-use crate::loss::{LossCalculator, Lpips, Reconstruction, Split};
-use crate::model::{CodebookUsage, VqModel};
+use tch::{Device, Kind, Tensor};
+use vqtok_config::{CodebookLevel, Config};
+use vqtok_core::psnr::psnr_db;
+use vqtok_run::Checkpoint;
+
+use crate::loss::{LossCalculator, LossOptions, Lpips, Reconstruction, Split, lpips_weights_path};
+use crate::model::{CodebookUsage, LoadedModel, VqModel, open_model};
 use crate::train::data::DataSource;
 use crate::train::error::TrainError;
 use crate::train::pixels::{PixelNorm, comparison_grid};
@@ -22,24 +25,32 @@ pub struct EvalReport {
     pub values: Vec<(String, f64)>,
     /// Inputs above reconstructions for the first batch: (height, width, rgb).
     pub grid: Option<(u32, u32, Vec<u8>)>,
+    /// What the report could not include, and why (e.g. LPIPS without its weights).
+    pub notes: Vec<String>,
 }
 
 impl EvalReport {
     pub fn get(&self, key: &str) -> Option<f64> {
         self.values.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
+}
 
-    /// A two-column table for the terminal.
-    pub fn table(&self) -> String {
+/// A two-column table for the terminal, then the notes.
+impl std::fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let width = self.values.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        let mut out = format!(
-            "validation at step {} ({} frames)\n",
+        writeln!(
+            f,
+            "validation at step {} ({} frames)",
             self.step, self.frames
-        );
+        )?;
         for (k, v) in &self.values {
-            out.push_str(&format!("  {k:<width$}  {v:>12.6}\n"));
+            writeln!(f, "  {k:<width$}  {v:>12.6}")?;
         }
-        out
+        for note in &self.notes {
+            writeln!(f, "  note: {note}")?;
+        }
+        Ok(())
     }
 }
 
@@ -52,7 +63,7 @@ pub fn evaluate(
     norm: &PixelNorm,
     data: &mut DataSource,
     max_batches: usize,
-    lpips: Option<&Lpips>,
+    lpips: &Result<Lpips, String>,
     step: u64,
 ) -> Result<EvalReport, TrainError> {
     let _no_grad = tch::no_grad_guard();
@@ -95,7 +106,7 @@ pub fn evaluate(
         // of per-batch PSNRs, which would overweight the easy batches.
         squared_error += mse(&px_in, &px_out) * n;
         add("val/ssim", ssim(&px_in, &px_out), n);
-        if let Some(lpips) = lpips {
+        if let Ok(lpips) = lpips {
             // LPIPS takes [-1, 1] RGB whatever the model's normalisation.
             let d = lpips.forward(&(&px_in / 127.5 - 1.0), &(&px_out / 127.5 - 1.0));
             add("val/lpips", d.mean(Kind::Double).double_value(&[]), n);
@@ -143,5 +154,50 @@ pub fn evaluate(
         frames,
         values,
         grid,
+        notes: lpips.as_ref().err().cloned().into_iter().collect(),
     })
+}
+
+/// The LPIPS network validation reports `val/lpips` with. Without its weights there is no
+/// such column, which the report says (`EvalReport::notes`) rather than leaving it out
+/// silently.
+pub fn validation_lpips(device: Device) -> Result<Result<Lpips, String>, TrainError> {
+    match lpips_weights_path(None) {
+        Ok(p) if p.exists() => Ok(Ok(Lpips::load(&p, device, Kind::Float)?)),
+        Ok(p) => Ok(Err(format!(
+            "val/lpips not computed: no LPIPS weights at {} (`cargo xtask setup` makes them)",
+            p.display()
+        ))),
+        Err(e) => Ok(Err(format!("val/lpips not computed: {e}"))),
+    }
+}
+
+/// `vqtok-train eval`: the validation report of checkpoint `ck` with `cfg`'s validation
+/// data (at most `batches` batches).
+pub fn eval_checkpoint(
+    cfg: &Config,
+    ck: &Checkpoint,
+    device: Device,
+    batches: usize,
+) -> Result<EvalReport, TrainError> {
+    let LoadedModel { vs: _vs, model } = open_model(&cfg.model, &ck.model_path(), device)?;
+    let mut calc = LossCalculator::new(cfg, model.as_ref(), &LossOptions::new(device))?;
+    let named: HashMap<String, Tensor> = Tensor::read_safetensors(ck.model_path())?
+        .into_iter()
+        .collect();
+    // Validation needs the discriminator's weights only, not its optimizer.
+    calc.load_checkpoint_state(&named, None, &ck.model_path())?;
+    let lpips = validation_lpips(device)?;
+    let norm = PixelNorm::new(&cfg.data.normalize, device);
+    let mut data = DataSource::open(cfg, Split::Val, None)?;
+    evaluate(
+        model.as_ref(),
+        &cfg.model.levels(),
+        &calc,
+        &norm,
+        &mut data,
+        batches,
+        &lpips,
+        ck.state()?.step,
+    )
 }

@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 use vqtok_config::{Amp, CodebookLevel, Config, ModelConfig, json_diff};
 use vqtok_run::{Checkpoint, CheckpointStore, RunDir, RunError, TrainState};
 
-use crate::loss::{LossCalculator, LossLog, LossOptions, Lpips, Split, lpips_weights_path};
+use crate::loss::{LossCalculator, LossLog, LossOptions, Lpips, Split};
 use crate::model::{CodebookUsage, VqModel, create_model, load_weights};
 use crate::optim::{Adam, AdamConfig};
 use crate::state_dict::{LoadOptions, load_state_dict};
@@ -29,7 +29,7 @@ use crate::train::checkpoint::{self, CheckpointContent};
 use crate::train::data::{DataSource, DataState};
 use crate::train::device::device_name;
 use crate::train::error::TrainError;
-use crate::train::evaluate::{EvalReport, evaluate};
+use crate::train::evaluate::{EvalReport, evaluate, validation_lpips};
 use crate::train::metrics_log::MetricsLog;
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::progress::Progress;
@@ -88,7 +88,8 @@ pub struct Trainer {
     schedule: LrSchedule,
     norm: PixelNorm,
     train_data: DataSource,
-    lpips_eval: Option<Lpips>,
+    /// LPIPS for validation, or why it is missing (said in every validation report).
+    lpips_eval: Result<Lpips, String>,
     store: CheckpointStore,
     tb: EventWriter,
     metrics: MetricsLog,
@@ -140,10 +141,10 @@ impl Trainer {
             AdamConfig::from_train_args(&cfg.train),
         );
         // Validation LPIPS whenever the weights are there (it is only a metric here).
-        let lpips_eval = match lpips_weights_path(None) {
-            Ok(p) if p.exists() => Some(Lpips::load(&p, device, Kind::Float)?),
-            _ => None,
-        };
+        let lpips_eval = validation_lpips(device)?;
+        if let (Err(note), false) = (&lpips_eval, opts.quiet) {
+            eprintln!("warning: {note}");
+        }
 
         let data_state = match &loaded {
             Some(ck) => Some(
@@ -351,7 +352,7 @@ impl Trainer {
                     best = true;
                     save = true;
                 }
-                progress.line(&report.table());
+                progress.line(&report.to_string());
                 summary.last_validation = Some(report.values);
             }
             let interrupted = stop.load(Ordering::SeqCst);
@@ -479,7 +480,7 @@ impl Trainer {
             &self.norm,
             &mut data,
             self.cfg.train.val_batches,
-            self.lpips_eval.as_ref(),
+            &self.lpips_eval,
             self.step,
         )?;
         let io = || TrainError::io(&self.opts.run_dir);
