@@ -19,8 +19,9 @@
 mod error;
 mod export;
 mod graphs;
-mod nn;
+mod model;
 pub mod onnx;
+mod pixels;
 mod tensor_file;
 pub mod verify;
 mod weights;

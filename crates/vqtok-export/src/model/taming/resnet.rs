@@ -2,7 +2,7 @@
 //! 1×1 `nin_shortcut` when the channel count changes (spec §2.1). Dropout is a no-op
 //! at inference.
 
-use super::{Conv2d, GroupNorm, swish};
+use crate::model::{Conv2d, GroupNorm, swish};
 use crate::error::Result;
 use crate::onnx::GraphBuilder;
 

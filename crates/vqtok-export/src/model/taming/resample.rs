@@ -1,7 +1,7 @@
 //! taming's Downsample and Upsample (spec §2.1), with or without their convolution
 //! (`ddconfig.resamp_with_conv`).
 
-use super::Conv2d;
+use crate::model::Conv2d;
 use crate::error::Result;
 use crate::onnx::{Attr, GraphBuilder};
 

@@ -1,6 +1,6 @@
 //! The classic VQ-VAE / VQ-VAE-2 blocks of docs/models.md ("Shared blocks").
 
-use super::{Conv2d, ConvTranspose2d, relu};
+use crate::model::{Conv2d, ConvTranspose2d, relu};
 use crate::error::Result;
 use crate::onnx::GraphBuilder;
 
