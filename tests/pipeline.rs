@@ -14,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use vqtok_export::{ExportOptions, RandomWeights, export};
-use vqtok_video::{VideoReader, VideoWriter, WriterOptions, load_image};
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use vqtok_testkit::process::{assert_status, build_bins};
+use vqtok_testkit::video::{WriterOptions, ripple, write};
+use vqtok_testkit::workspace_root;
+use vqtok_video::{VideoReader, load_image};
 
 /// A fresh, empty scratch folder.
 fn scratch(name: &str) -> PathBuf {
@@ -30,50 +29,11 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Builds the pipeline's binaries in this test's profile; returns their folder.
 fn binaries() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/pipeline-HASH → target/<profile>
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet"])
-        .args(["-p", "vqtok-train", "--bin", "vqtok-train"])
-        .args(["-p", "vqtok-export", "--bin", "vqtok-export"])
-        .args(["-p", "vqtok-infer", "--bin", "vqtokenize"])
-        .current_dir(workspace_root());
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert_status(&cmd.output().expect("cannot run cargo"), 0);
-    dir
-}
-
-fn assert_status(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Frame `i` of a moving test pattern: gradients, a bright square moving right, a ripple.
-fn pattern(i: usize, w: usize, h: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        for x in 0..w {
-            let sq = (x + 2 * w - 3 * i % w) % w < w / 4 && y > h / 4 && y < h / 2;
-            let ripple = (((x * x + y * y) as f64).sqrt() * 0.4 - i as f64 * 0.5).sin();
-            let boost = if sq { 80.0 } else { 0.0 };
-            for v in [
-                (x * 255 / w) as f64 + boost,
-                (y * 255 / h) as f64 + boost,
-                128.0 + 90.0 * ripple,
-            ] {
-                out.push(v.clamp(0.0, 255.0) as u8);
-            }
-        }
-    }
-    out
+    build_bins(&[
+        ("vqtok-train", "vqtok-train"),
+        ("vqtok-export", "vqtok-export"),
+        ("vqtok-infer", "vqtokenize"),
+    ])
 }
 
 /// `n` pattern frames of `w × h` at 10 fps starting at pattern frame `offset`.
@@ -83,11 +43,7 @@ fn write_clip(path: &Path, n: usize, w: usize, h: usize, offset: usize) {
         crf: 10,
         ..WriterOptions::default()
     };
-    let mut writer = VideoWriter::create(path, w, h, &opts).unwrap();
-    for i in 0..n {
-        writer.write(&pattern(i + offset, w, h)).unwrap();
-    }
-    writer.finish().unwrap();
+    write(path, n, (w, h), &opts, |i| ripple(i + offset, w, h));
 }
 
 /// configs/taming_tiny.json at 32² (attention at 8²), 100 steps, no LPIPS and no GAN

@@ -1,17 +1,7 @@
 //! Every shipped config loads; malformed ones fail with the right JSON path and reason.
 
-use std::path::{Path, PathBuf};
-
 use vqtok_config::{Config, ErrorKind, ModelFamily};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The repository's own test fixtures (`tests/fixtures/`, see its README).
-fn fixtures() -> PathBuf {
-    repo_root().join("tests/fixtures")
-}
+use vqtok_testkit::{fixtures, workspace_root as repo_root};
 
 #[test]
 fn every_shipped_config_loads() {

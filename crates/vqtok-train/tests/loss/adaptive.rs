@@ -4,9 +4,7 @@
 //! Tolerance 1e-10 relative: both sides compute the same f64 quantities, only
 //! summation order differs.
 
-mod loss_support;
-
-use loss_support::{assert_close, lpips_weights, scalar};
+use crate::support::{assert_close, lpips_weights, scalar};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{DiscLoss, LossParams};
@@ -88,7 +86,7 @@ fn reference(
 }
 
 fn compare_at(step: u64) {
-    tch::manual_seed(7);
+    let _rng = crate::support::seeded(7);
     let model = ToyModel::new();
     let opts = LossOptions {
         device: Device::Cpu,

@@ -2,12 +2,10 @@
 //! moves exactly on its steps, with its own Adam), the traditional path's balanced GAN
 //! term, and the discriminator's checkpoint round trip.
 
-mod loss_support;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use loss_support::{lpips_weights, taming_tiny};
+use crate::support::{lpips_weights, taming_tiny};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
@@ -112,7 +110,7 @@ fn train_step(
 
 #[test]
 fn discriminator_moves_exactly_on_its_steps() {
-    tch::manual_seed(1);
+    let _rng = crate::support::seeded(1);
     let config = Config::parse(VQVAE).unwrap();
     let (_vs, model) = build(&config);
     let mut c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
@@ -236,7 +234,7 @@ fn the_gan_term_is_balanced_by_taming_s_adaptive_weight() {
 
 #[test]
 fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
-    tch::manual_seed(2);
+    let _rng = crate::support::seeded(2);
     let config = Config::parse(VQVAE).unwrap();
     let (_vs, model) = build(&config);
     let mut a = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();

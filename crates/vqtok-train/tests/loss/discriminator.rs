@@ -2,11 +2,9 @@
 //! taming fixture, parameter counts of spec §0.1, output sizes, taming's init, and
 //! the BatchNorm / ActNorm state.
 
-mod loss_support;
-
 use std::collections::BTreeMap;
 
-use loss_support::{fixtures, read_named, taming_tiny};
+use crate::support::{fixtures, read_tensors, taming_tiny};
 use tch::{Device, Kind, Tensor};
 use vqtok_config::DiscLoss;
 use vqtok_train::loss::{Discriminator, DiscriminatorConfig, DiscriminatorSpec, LossOptions};
@@ -93,7 +91,7 @@ fn parameter_counts_match_spec_section_0_1() {
 #[test]
 fn loads_the_taming_fixture_discriminator_by_name() {
     let mut d = disc(3, 16, 2, false);
-    let file = read_named(&taming_tiny("model.safetensors"));
+    let file = read_tensors(&taming_tiny("model.safetensors"));
     let theirs: BTreeMap<String, Vec<i64>> = file
         .iter()
         .filter(|(k, _)| k.starts_with("loss.discriminator."))
@@ -145,7 +143,7 @@ fn patch_outputs_are_30x30_and_62x62_for_256_inputs() {
 
 #[test]
 fn initialisation_follows_taming_weights_init() {
-    tch::manual_seed(0);
+    let _rng = crate::support::seeded(0);
     let d = disc(3, 64, 3, false);
     let v = d.var_store().variables();
     // main.8.weight has 2,097,152 samples of N(0, 0.02): the sample std is within

@@ -1,11 +1,9 @@
 //! LPIPS-VGG v0.1 with the real weights against the published values on the LPIPS
 //! authors' example images, plus its basic properties and its missing-file error.
 
-mod loss_support;
-
 use std::path::Path;
 
-use loss_support::{fixtures, lpips_weights, scalar};
+use crate::support::{fixtures, lpips_weights, scalar};
 use tch::{Device, Kind, Tensor};
 use vqtok_train::loss::{LossError, Lpips};
 

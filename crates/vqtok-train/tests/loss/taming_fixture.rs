@@ -10,12 +10,10 @@
 //! only room for summation order (observed ≤ 6e-15 through a full training step);
 //! f32 1e-4 (observed ≤ 1.2e-5, the adaptive weight).
 
-mod loss_support;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use loss_support::{assert_close, lpips_weights, read_named, scalar, taming_tiny};
+use crate::support::{assert_close, lpips_weights, read_tensors, scalar, taming_tiny};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Config, ModelConfig};
@@ -80,9 +78,9 @@ fn calculator(
 
 fn fixture(kind: Kind) -> Fixture {
     let (_vs, model) = taming_model(kind, false);
-    let tensors = read_named(&taming_tiny("model.safetensors"));
+    let tensors = read_tensors(&taming_tiny("model.safetensors"));
     Fixture {
-        expected: read_named(&taming_tiny("expected.safetensors")),
+        expected: read_tensors(&taming_tiny("expected.safetensors")),
         calc: calculator(kind, &model, &tensors),
         model: tensors,
         kind,
@@ -248,13 +246,13 @@ fn validation_uses_running_stats_and_no_adaptive_weight() {
 /// the same reconstruction, D Adam step (the fixture's config updates D every step).
 fn full_step(kind: Kind, rtol: f64) {
     let (vs, model) = taming_model(kind, true);
-    let tensors = read_named(&taming_tiny("model.safetensors"));
+    let tensors = read_tensors(&taming_tiny("model.safetensors"));
     let mut calc = calculator(kind, &model, &tensors);
     let mut opt_ae = Adam::new(
         vqtok_train::model::VqModel::trainable_vars(&model),
         AdamConfig::from_train_args(&config().train),
     );
-    let exp = read_named(&taming_tiny("expected.safetensors"));
+    let exp = read_tensors(&taming_tiny("expected.safetensors"));
     let x = exp["x"].to_kind(kind);
     // Fixture global_step 1.
     let settings = StepSettings {

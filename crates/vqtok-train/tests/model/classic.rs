@@ -1,8 +1,6 @@
 //! VQ-VAE and VQ-VAE-2: docs/models.md's names and shapes, output shapes for several
 //! sizes, the adapter's input checks, and that each model can overfit one small batch.
 
-mod model_common;
-
 use std::collections::BTreeMap;
 
 use tch::nn::{self, OptimizerConfig, VarStore};
@@ -176,9 +174,9 @@ fn vqvae2_state_dict_and_shapes() {
         assert_eq!(recon.size(), vec![3, 3, hgt, wid]);
         // Eval-mode forward and encode → decode_indices are the same computation.
         let eval = tch::no_grad(|| model.forward_t(&x, false).expect("forward"));
-        model_common::assert_same_ints("top", &eval.indices[0], &codes[0]);
-        model_common::assert_same_ints("bottom", &eval.indices[1], &codes[1]);
-        model_common::assert_close("decode", &recon, &eval.recon, 1e-6);
+        crate::support::assert_same_ints("top", &eval.indices[0], &codes[0]);
+        crate::support::assert_same_ints("bottom", &eval.indices[1], &codes[1]);
+        crate::support::assert_close("decode", &recon, &eval.recon, 1e-6);
     }
 }
 
@@ -247,7 +245,7 @@ fn bad_configs_and_inputs_are_errors() {
 fn overfit(cfg: &ModelConfig, hgt: i64, steps: usize, lr: f64) -> (f64, f64) {
     // Tiny convolutions run faster on one thread than split over two busy cores.
     tch::set_num_threads(1);
-    tch::manual_seed(0);
+    let _rng = crate::support::seeded(0);
     let vs = VarStore::new(Device::Cpu);
     let model = create_model(cfg, &vs.root()).expect("builds");
     assert_eq!(model.trainable_vars().len(), vs.trainable_variables().len());

@@ -3,12 +3,10 @@
 //! fixture's exact weights, which then reproduce the original model's outputs — and the
 //! pickle's foreign objects, including a code-execution payload, are never run.
 
-mod model_common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use model_common::{TempDir, assert_close, read_tensors, taming_tiny, workspace_root};
+use crate::support::{assert_close, read_tensors, taming_tiny, workspace_root};
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 use vqtok_config::Config;
@@ -72,11 +70,11 @@ fn import(ckpt: &Path, out: &Path) -> Output {
 
 #[test]
 fn lightning_checkpoint_imports_to_the_fixture_weights() {
-    let dir = TempDir::new("import");
+    let dir = tempfile::tempdir().unwrap();
     let (ckpt, out, marker) = (
-        dir.join("last.ckpt"),
-        dir.join("model.safetensors"),
-        dir.join("payload-ran"),
+        dir.path().join("last.ckpt"),
+        dir.path().join("model.safetensors"),
+        dir.path().join("payload-ran"),
     );
     let fixture = taming_tiny("model.safetensors");
     let made = run_python(
@@ -156,10 +154,10 @@ fn lightning_checkpoint_imports_to_the_fixture_weights() {
 
 #[test]
 fn non_checkpoints_are_rejected_with_status_2() {
-    let dir = TempDir::new("import-bad");
-    let garbage = dir.join("garbage.ckpt");
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.ckpt");
     std::fs::write(&garbage, b"definitely not a checkpoint").expect("write");
-    let out = dir.join("out.safetensors");
+    let out = dir.path().join("out.safetensors");
     let res = import(&garbage, &out);
     assert_eq!(
         res.status.code(),
@@ -170,7 +168,7 @@ fn non_checkpoints_are_rejected_with_status_2() {
     assert!(String::from_utf8_lossy(&res.stderr).contains("garbage.ckpt"));
     assert!(!out.exists());
 
-    let no_state = dir.join("weights.ckpt");
+    let no_state = dir.path().join("weights.ckpt");
     let code =
         "import torch, sys\ntorch.save({'state_dict': {'a': torch.zeros(2)}}, sys.argv[1])\n";
     assert!(run_python(&[&no_state], Some(code)).status.success());

@@ -1,9 +1,7 @@
 //! Quantizers and codebook statistics against hand-computed values, and the EMA
 //! codebook's behaviour over many updates.
 
-mod model_common;
-
-use model_common::{assert_close, assert_same_ints};
+use crate::support::{assert_close, assert_same_ints};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::EmaArgs;
@@ -82,7 +80,7 @@ fn ties_pick_the_first_code() {
 /// Distances stay in f32 for bf16 latents: the codes equal those of the same values in f32.
 #[test]
 fn low_precision_latents_are_quantized_in_f32() {
-    let _rng = model_common::seeded(1);
+    let _rng = crate::support::seeded(1);
     let vs = VarStore::new(Device::Cpu);
     let q = VectorQuantizer::new(&Vars::new(&vs.root()), 64, 8, 0.25, true);
     let z = Tensor::randn([2, 8, 4, 4], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16) * 0.02;
@@ -132,7 +130,7 @@ fn cumulative_usage_counts_and_dead_codes() {
 /// Codes alive after 50 training updates on fresh N(0, 1) batches (512 latents of
 /// dimension 16, K = 256): distinct codes the last 10 batches used.
 fn alive_after_50_updates(args: &EmaArgs) -> usize {
-    let _rng = model_common::seeded(7);
+    let _rng = crate::support::seeded(7);
     let vs = f64_store();
     let q = EmaQuantizer::new(&Vars::new(&vs.root()), 256, 16, 0.25, args);
     let mut usage = CodebookUsage::new(256, Device::Cpu);
@@ -169,7 +167,7 @@ fn ema_keeps_codes_alive_where_taming_collapses() {
 /// with fresh EMA state (cluster size 1, embed_avg = weight).
 #[test]
 fn dead_codes_restart_on_batch_latents() {
-    let _rng = model_common::seeded(3);
+    let _rng = crate::support::seeded(3);
     let vs = f64_store();
     let args = EmaArgs {
         decay: 0.5,
@@ -217,9 +215,9 @@ fn dead_codes_restart_on_batch_latents() {
 /// state: a quantizer restored from a checkpoint continues exactly like the original.
 #[test]
 fn data_init_is_derived_from_state_so_resume_is_exact() {
-    let dir = model_common::TempDir::new("ema-resume");
-    let path = dir.join("ema.safetensors");
-    let _rng = model_common::seeded(11);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ema.safetensors");
+    let _rng = crate::support::seeded(11);
     let vs_a = f64_store();
     let a = EmaQuantizer::new(
         &Vars::new(&vs_a.root().sub("quantize")),

@@ -1,9 +1,7 @@
 //! Strict safetensors state dicts: every problem listed at once, prefixes, dtype
 //! conversion, and save → load round trips.
 
-mod model_common;
-
-use model_common::{TempDir, assert_close, read_tensors, taming_tiny};
+use crate::support::{assert_close, read_tensors, taming_tiny};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
@@ -37,7 +35,7 @@ fn add_dotted(vs: &VarStore, key: &str, like: &Tensor) {
 
 #[test]
 fn strict_load_lists_every_problem_and_names_the_file() {
-    let dir = TempDir::new("sd-mismatch");
+    let dir = tempfile::tempdir().unwrap();
     let mut file: Vec<(String, Tensor)> = read_tensors(&taming_tiny("model.safetensors"))
         .into_iter()
         .filter(|(k, _)| !k.starts_with("loss.") && k != "decoder.conv_out.bias")
@@ -53,7 +51,7 @@ fn strict_load_lists_every_problem_and_names_the_file() {
         "decoder.extra.weight".into(),
         Tensor::zeros([2], (Kind::Float, Device::Cpu)),
     ));
-    let path = dir.join("broken.safetensors");
+    let path = dir.path().join("broken.safetensors");
     Tensor::write_safetensors(&file, &path).expect("write");
 
     let vs = tiny_store(Kind::Float);
@@ -99,12 +97,12 @@ fn strict_load_lists_every_problem_and_names_the_file() {
 
 #[test]
 fn non_strict_load_reports_and_loads_the_rest() {
-    let dir = TempDir::new("sd-lenient");
+    let dir = tempfile::tempdir().unwrap();
     let file: Vec<(String, Tensor)> = read_tensors(&taming_tiny("model.safetensors"))
         .into_iter()
         .filter(|(k, _)| k != "decoder.conv_out.bias")
         .collect();
-    let path = dir.join("partial.safetensors");
+    let path = dir.path().join("partial.safetensors");
     Tensor::write_safetensors(&file, &path).expect("write");
     let vs = tiny_store(Kind::Float);
     let before = vs.variables()["decoder.conv_out.bias"].copy();
@@ -183,9 +181,9 @@ fn selected_prefix_loads_a_discriminator_store() {
 
 #[test]
 fn save_then_load_round_trips_several_stores() {
-    let dir = TempDir::new("sd-roundtrip");
-    let path = dir.join("ckpt.safetensors");
-    tch::manual_seed(5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let _rng = crate::support::seeded(5);
     let ae = tiny_store(Kind::Float);
     let disc = VarStore::new(Device::Cpu);
     let _ = disc.root().sub("main").sub("0").add(
@@ -200,7 +198,7 @@ fn save_then_load_round_trips_several_stores() {
         .add("num_batches_tracked", Tensor::from(7i64), false);
     let n = save_state_dict(&path, &[("", &ae), ("loss.discriminator.", &disc)]).expect("save");
     assert_eq!(n, ae.len() + 2);
-    let left: Vec<_> = std::fs::read_dir(&dir.0).unwrap().flatten().collect();
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
     assert_eq!(left.len(), 1, "only the file, no partial: {left:?}");
     let saved = read_tensors(&path);
     assert_eq!(
@@ -215,21 +213,21 @@ fn save_then_load_round_trips_several_stores() {
         assert_close(&name, &vars2[&name], &var, 0.0);
     }
 
-    let dup = save_state_dict(dir.join("dup.safetensors"), &[("", &ae), ("", &ae)]);
+    let dup = save_state_dict(dir.path().join("dup.safetensors"), &[("", &ae), ("", &ae)]);
     assert!(matches!(dup, Err(StateDictError::DuplicateKey { .. })));
 }
 
 #[test]
 fn unreadable_files_are_named() {
-    let dir = TempDir::new("sd-bad");
+    let dir = tempfile::tempdir().unwrap();
     let vs = tiny_store(Kind::Float);
-    let missing = dir.join("nope.safetensors");
+    let missing = dir.path().join("nope.safetensors");
     let err = load_state_dict(&vs, &missing, &LoadOptions::default()).expect_err("missing file");
     assert!(
         matches!(err, StateDictError::Read { .. }) && err.to_string().contains("nope.safetensors"),
         "{err}"
     );
-    let garbage = dir.join("garbage.safetensors");
+    let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"not a safetensors file").expect("write");
     let err = load_state_dict(&vs, &garbage, &LoadOptions::default()).expect_err("garbage");
     assert!(

@@ -7,9 +7,7 @@
 //! instead of 1e-6 shows up at ~1e-6). In f32 the same chain accumulates ~1e-6–1e-5,
 //! hence 1e-4. Indices must match exactly.
 
-mod model_common;
-
-use model_common::{assert_close, assert_same_ints, read_tensors, taming_tiny};
+use crate::support::{assert_close, assert_same_ints, read_tensors, taming_tiny};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Config, EmaArgs, ModelConfig, ModelVariant, TamingArgs};
@@ -218,7 +216,7 @@ fn emavq_state_is_buffers_with_taming_names() {
     );
 
     // A taming EMAVQ checkpoint: the fixture's autoencoder plus EMA state.
-    let dir = model_common::TempDir::new("emavq");
+    let dir = tempfile::tempdir().unwrap();
     let exp = read_tensors(&taming_tiny("expected.safetensors"));
     let mut file: Vec<(String, Tensor)> = read_tensors(&taming_tiny("model.safetensors"))
         .into_iter()
@@ -237,7 +235,7 @@ fn emavq_state_is_buffers_with_taming_names() {
         "quantize.embedding.embed_avg".into(),
         preset.embed_avg.to_kind(Kind::Float),
     ));
-    let path = dir.join("emavq.safetensors");
+    let path = dir.path().join("emavq.safetensors");
     Tensor::write_safetensors(&file, &path).expect("write");
     load_state_dict(&vs, &path, &LoadOptions::default()).expect("strict EMAVQ load");
 

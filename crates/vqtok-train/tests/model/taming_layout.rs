@@ -1,11 +1,9 @@
 //! The seed config's autoencoder has exactly taming's state dict (names, shapes,
 //! parameter count) and PyTorch's default initialisation.
 
-mod model_common;
-
 use std::collections::BTreeMap;
 
-use model_common::{fixtures, workspace_root};
+use crate::support::{fixtures, workspace_root};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Config, ModelConfig, ModelVariant, TamingArgs};
@@ -49,7 +47,7 @@ fn numel(ts: &[Tensor]) -> i64 {
 
 #[test]
 fn seed_state_dict_matches_taming_and_is_initialised_like_pytorch() {
-    tch::manual_seed(0);
+    let _rng = crate::support::seeded(0);
     let vs = VarStore::new(Device::Cpu);
     let model = TamingModel::new(&vs.root(), &seed_args()).expect("seed model builds");
     let ours: BTreeMap<String, Vec<i64>> = vs

@@ -2,12 +2,10 @@
 //! taming's keys and ours, image grids), metrics.jsonl has the same keys, and
 //! `vqtok-train eval` prints the validation table for a checkpoint.
 
-mod train_common;
-
 use std::process::Command;
 
+use crate::support::{bin, config, run, write_config, write_video};
 use serde_json::json;
-use train_common::{bin, config, run, write_config, write_video};
 
 #[test]
 fn a_run_is_readable_by_tensorboard_and_evaluable() {

@@ -13,14 +13,12 @@
 //! process-wide, so runs sharing a process would draw each other's random numbers). CI runs
 //! [`RUNS`]; `VQTOK_QUALITY_SWEEP=full` runs every seed with 1 and 2 threads.
 
-mod train_common;
-
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::support::{bin, config, run, write_config, write_video};
 use serde_json::{Value, json};
 use tch::Device;
-use train_common::{bin, config, run, write_config, write_video};
 use vqtok_train::train::{TrainOptions, Trainer};
 
 /// (seed, libtorch threads) of the runs in CI: three seeds, both thread counts.
@@ -68,7 +66,7 @@ fn train(name: &str, patch: Value, seed: u64, threads: u32, dir: &Path) -> Outco
                       "resolution": 32, "sequence_length": 2, "frame_stride": 1, "num_workers": 1}
     });
     let mut patch = patch;
-    train_common::merge(&mut patch, common);
+    vqtok_testkit::merge_json(&mut patch, common);
     let cfg = config(name, patch);
     let before = {
         let _one = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,14 +3,12 @@
 //! middle of a checkpoint write. Ctrl-C/SIGTERM checkpoints and exits 0; a diverging
 //! run stops with its last good checkpoint intact; a changed config is refused.
 
-mod train_common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{bin, bytes, config, run, write_config, write_video};
 use serde_json::json;
-use train_common::{bin, bytes, config, run, write_config, write_video};
 
 const N: u64 = 4;
 

@@ -1,7 +1,7 @@
 //! The classic VQ-VAE / VQ-VAE-2 blocks of docs/models.md ("Shared blocks").
 
-use crate::model::{Conv2d, ConvTranspose2d, relu};
 use crate::error::Result;
+use crate::model::{Conv2d, ConvTranspose2d, relu};
 use crate::onnx::GraphBuilder;
 
 /// ResStack(h, rh, n): n × `x + conv2(relu(conv1(relu(x))))`, then ReLU.

@@ -1,8 +1,8 @@
 //! taming's AttnBlock: single-head self-attention over the H·W positions with
 //! C^-½ scaling (C = all channels), residual on the un-normalised input (spec §2.1).
 
-use crate::model::{Conv2d, GroupNorm};
 use crate::error::Result;
+use crate::model::{Conv2d, GroupNorm};
 use crate::onnx::{Attr, GraphBuilder};
 
 pub struct AttnBlock {

@@ -1,8 +1,8 @@
 //! taming's Downsample and Upsample (spec §2.1), with or without their convolution
 //! (`ddconfig.resamp_with_conv`).
 
-use crate::model::Conv2d;
 use crate::error::Result;
+use crate::model::Conv2d;
 use crate::onnx::{Attr, GraphBuilder};
 
 /// With conv: zero-pad right and bottom by one, then 3×3 conv with stride 2; the

@@ -2,8 +2,8 @@
 //! 1×1 `nin_shortcut` when the channel count changes (spec §2.1). Dropout is a no-op
 //! at inference.
 
-use crate::model::{Conv2d, GroupNorm, swish};
 use crate::error::Result;
+use crate::model::{Conv2d, GroupNorm, swish};
 use crate::onnx::GraphBuilder;
 
 pub struct ResnetBlock {

@@ -1,24 +1,11 @@
 //! Helpers shared by the integration tests: paths, fixtures, ORT runs, Python.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vqtok_runtime::{GraphKind, Input, Manifest, Output, Session, SessionOptions};
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The repository's own test fixtures (`tests/fixtures/`, see its README).
-pub fn fixtures() -> PathBuf {
-    workspace_root().join("tests/fixtures")
-}
-
-pub fn taming_tiny() -> PathBuf {
-    fixtures().join("taming_tiny")
-}
+pub use vqtok_testkit::{fixtures, python, random_bytes, taming_tiny, workspace_root};
 
 /// A fresh, empty scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
@@ -60,19 +47,6 @@ pub fn u8_out(outs: &[(String, Output)], name: &str) -> (Vec<usize>, Vec<u8>) {
         Some((_, Output::U8(t))) => (t.shape.clone(), t.data.clone()),
         other => panic!("no u8 output {name}: {other:?}"),
     }
-}
-
-/// Deterministic pseudo-random bytes (xorshift), for test frames.
-pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 56) as u8
-        })
-        .collect()
 }
 
 /// Smooth synthetic frames `[n, h, w, 3]` (gradients + a moving square): closer to
@@ -118,14 +92,6 @@ pub fn normalize_like_graph(manifest: &Manifest, shape: [usize; 4], frames: &[u8
     }
     let _ = n;
     out
-}
-
-/// The venv's Python (for checks with the reference onnx / onnxruntime packages).
-pub fn python() -> PathBuf {
-    std::env::var_os("VQTOK_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("VQTOK_PYTHON").map(PathBuf::from))
-        .expect("VQTOK_PYTHON is set by .cargo/config.toml; run `cargo xtask setup`")
 }
 
 /// Runs a Python script with arguments; panics with its stderr on failure; returns stdout.

@@ -1,12 +1,10 @@
 //! The loader: exact clips, geometry, determinism across worker counts, resume, validation,
 //! short videos, stills, manifests, splits, and a corpus of broken files.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use vqtok_config::ShortVideos;
 use vqtok_video::{
     Batch, FrameSelect, LoaderOptions, LoaderState, SkipReason, Split, VideoError, VideoLoader,

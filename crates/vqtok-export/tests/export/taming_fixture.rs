@@ -1,11 +1,9 @@
 //! The taming_tiny fixture (weights + float64 intermediates from the original Python
 //! code) exported and run through ONNX Runtime.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use vqtok_export::{
     ExportOptions, ModelSource, RawTensor, TensorFile, VerifyOptions, export, verify, write_tensors,
 };
@@ -13,8 +11,8 @@ use vqtok_runtime::{GraphKind, Input, Manifest, Verification};
 
 fn export_fixture(dir: &Path, options: &ExportOptions) -> Manifest {
     let mut ckpt = ModelSource::files(
-        &taming_tiny().join("model.safetensors"),
-        &taming_tiny().join("param.json"),
+        &taming_tiny("model.safetensors"),
+        &taming_tiny("param.json"),
     )
     .unwrap();
     let m = export(&ckpt.config, &mut ckpt.weights, dir, options).unwrap();
@@ -31,7 +29,7 @@ struct Expected {
 }
 
 fn expected() -> Expected {
-    let f = TensorFile::open(taming_tiny().join("expected.safetensors")).unwrap();
+    let f = TensorFile::open(taming_tiny("expected.safetensors")).unwrap();
     let x = f.f32("x").unwrap();
     let x64 = raw_f64(&f, "x");
     let decoded64 = raw_f64(&f, "decode_from_indices");
@@ -45,7 +43,7 @@ fn expected() -> Expected {
 
 /// The f64 values of a tensor (TensorFile only hands out f32; parity wants the originals).
 fn raw_f64(_f: &TensorFile, name: &str) -> Vec<f64> {
-    let bytes = std::fs::read(taming_tiny().join("expected.safetensors")).unwrap();
+    let bytes = std::fs::read(taming_tiny("expected.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(name).unwrap();
     assert_eq!(t.dtype(), safetensors::Dtype::F64);
@@ -173,7 +171,7 @@ fn u8_graphs_match_the_float_graphs_and_the_fixture() {
 
 /// A reference file from the fixture's expected tensors: the float input set.
 fn fixture_reference(path: &Path, perturb: bool) {
-    let f = TensorFile::open(taming_tiny().join("expected.safetensors")).unwrap();
+    let f = TensorFile::open(taming_tiny("expected.safetensors")).unwrap();
     let (xs, x) = f.f32("x").unwrap();
     let (is, mut idx) = f.i64("indices").unwrap();
     let (rs, mut rec) = f.f32("decode_from_indices").unwrap();
@@ -273,9 +271,9 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
     let bin = env!("CARGO_BIN_EXE_vqtok-export");
     let out = std::process::Command::new(bin)
         .args(["export", "--weights"])
-        .arg(taming_tiny().join("model.safetensors"))
+        .arg(taming_tiny("model.safetensors"))
         .arg("--config")
-        .arg(taming_tiny().join("param.json"))
+        .arg(taming_tiny("param.json"))
         .arg("--out")
         .arg(&out_dir)
         .arg("--reference")
@@ -307,7 +305,7 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
     }
     // The codebook file holds exactly the checkpoint's table.
     let cb = TensorFile::open(out_dir.join("codebook.safetensors")).unwrap();
-    let ck = TensorFile::open(taming_tiny().join("model.safetensors")).unwrap();
+    let ck = TensorFile::open(taming_tiny("model.safetensors")).unwrap();
     assert_eq!(
         cb.f32("quantize.embedding.weight").unwrap(),
         ck.f32("quantize.embedding.weight").unwrap()
@@ -320,7 +318,7 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
     // A folder that is not a training checkpoint: exit 2 naming it.
     let out = std::process::Command::new(bin)
         .args(["export", "--checkpoint"])
-        .arg(taming_tiny())
+        .arg(fixtures().join("taming_tiny"))
         .arg("--out")
         .arg(dir.join("y"))
         .output()
@@ -331,7 +329,7 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
     // Missing config: exit 2 naming the file.
     let out = std::process::Command::new(bin)
         .args(["export", "--weights"])
-        .arg(taming_tiny().join("model.safetensors"))
+        .arg(taming_tiny("model.safetensors"))
         .args(["--config", "/nonexistent/param.json", "--out"])
         .arg(dir.join("x"))
         .output()

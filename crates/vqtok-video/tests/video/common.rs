@@ -4,8 +4,6 @@
 //! locate a pixel after crops and flips; the mean of B identifies the frame through lossy
 //! coding and the 4:2:0 round trip (±3 levels → ±0.3 frames).
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

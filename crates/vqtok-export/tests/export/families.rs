@@ -1,11 +1,9 @@
 //! Every model family from random weights: shapes, dynamic sizes, u8 vs float
 //! graphs, checkpoint checks, and the reference onnx checker / onnxruntime.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use vqtok_config::Config;
 use vqtok_core::exit::Blame;
 use vqtok_export::{CheckpointWeights, ExportError, ExportOptions, RandomWeights, export};
@@ -252,8 +250,8 @@ fn onnx_checker_and_python_onnxruntime_accept_every_graph() {
     let root = scratch("python_checks");
     let fixture = root.join("taming_tiny");
     let mut ckpt = vqtok_export::ModelSource::files(
-        &taming_tiny().join("model.safetensors"),
-        &taming_tiny().join("param.json"),
+        &taming_tiny("model.safetensors"),
+        &taming_tiny("param.json"),
     )
     .unwrap();
     export(

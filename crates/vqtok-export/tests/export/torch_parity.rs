@@ -3,11 +3,9 @@
 //! reference will take. Random weights with randomised GroupNorm affines, so that
 //! every parameter matters.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use vqtok_config::Config;
 use vqtok_export::{
     CheckpointWeights, ExportOptions, RandomWeights, RawTensor, VerifyOptions, export, verify,

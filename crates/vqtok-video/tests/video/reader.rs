@@ -1,11 +1,9 @@
 //! Decoding: formats, exact frames, seeking, selection, rotation, VFR, colour, bad files, and
 //! the writer that made the inputs.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use vqtok_video::{
     FrameSelect, OpenOptions, Rotation, SkipReason, VideoCodec, VideoReader, VideoWriter,
     WriterOptions,
