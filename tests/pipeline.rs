@@ -79,6 +79,26 @@ fn param_json(dir: &Path, train: &Path, val: &Path) -> PathBuf {
     path
 }
 
+/// Runs `vqtok-train --threads 1 COMMAND… INPUT --out OUT` and asserts that it succeeds.
+fn vqtok_train(bins: &Path, command: &[&str], input: &Path, out: &Path) {
+    let output = Command::new(bins.join("vqtok-train"))
+        .args(["--threads", "1"])
+        .args(command)
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert_status(&output, 0);
+}
+
+/// Asserts that the manifest of the model folder `model` records a passed verification.
+fn assert_verified(model: &Path) {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["verification"]["status"], "passed");
+}
+
 struct Tokenized {
     psnr: f64,
     tokens: PathBuf,
@@ -137,32 +157,17 @@ fn trained_tiny_model_tokenizes_and_reconstructs_above_a_psnr_floor() {
     write_clip(&val, 20, 64, 48, 40);
     let param = param_json(&dir, &data, &val);
 
-    let train = bins.join("vqtok-train");
     let run = dir.join("run");
-    let out = Command::new(&train)
-        .args(["--threads", "1", "train", "--quiet", "--config"])
-        .arg(&param)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert_status(&out, 0);
+    vqtok_train(&bins, &["train", "--quiet", "--config"], &param, &run);
     let ckpt = run.join("checkpoints/latest");
     let reference = dir.join("reference.safetensors");
-    let out = Command::new(&train)
-        .args(["--threads", "1", "reference", "--ckpt"])
-        .arg(&ckpt)
-        .arg("--out")
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert_status(&out, 0);
+    vqtok_train(&bins, &["reference", "--ckpt"], &ckpt, &reference);
 
     // Export, verified against the tch model (token agreement, decoder error, ΔPSNR).
     let model = dir.join("model");
     let out = Command::new(bins.join("vqtok-export"))
         .arg("export")
-        .arg("--checkpoint")
+        .arg("--ckpt")
         .arg(&ckpt)
         .arg("--out")
         .arg(&model)
@@ -171,9 +176,7 @@ fn trained_tiny_model_tokenizes_and_reconstructs_above_a_psnr_floor() {
         .output()
         .unwrap();
     assert_status(&out, 0);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["verification"]["status"], "passed");
+    assert_verified(&model);
 
     let trained = round_trip(&bins, &model, &val, &dir, "trained");
     // The comparison picture: 4 frames of 32² enlarged ×6 (to ≥ 192 px), two rows.
@@ -278,9 +281,7 @@ fn an_imported_taming_checkpoint_exports_and_tokenizes() {
         &model,
     ]);
     assert_status(&out, 0);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["verification"]["status"], "passed");
+    assert_verified(&model);
 
     let video = dir.join("clip.mp4");
     write_clip(&video, 20, 64, 48, 3);

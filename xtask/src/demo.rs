@@ -160,7 +160,7 @@ pub fn run_demo(args: &DemoArgs) -> Result<()> {
     eprintln!("==> export + verification against the tch model");
     let t = Instant::now();
     export::export(
-        &export::ModelArgs::latest_of(&run_dir),
+        &vqtok_run::ModelArgs::checkpoint(&run_dir),
         &model,
         false,
         args.release,

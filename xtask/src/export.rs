@@ -3,59 +3,28 @@
 //! folder (vqtok-export, no libtorch), checked against the tch model through a reference
 //! file written by `vqtok-train reference` (held-out clips + random frames).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use clap::Args;
 use vqtok_core::exit::child;
+use vqtok_run::ModelArgs;
 
 use crate::{bins, setup};
 
 const TRAIN: (&str, &str) = ("vqtok-train", "vqtok-train");
 const EXPORT: (&str, &str) = ("vqtok-export", "vqtok-export");
 
-/// Which trained model: a run (its latest checkpoint, or `--ckpt`), or bare weights.
-#[derive(Args)]
-pub struct ModelArgs {
-    /// A run folder.
-    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
-    run: Option<PathBuf>,
-    /// A checkpoint folder of the run (default: its latest).
-    #[arg(long, requires = "run")]
-    ckpt: Option<PathBuf>,
-    /// A state dict with taming's names (e.g. from `cargo xtask import-taming`), with --config.
-    #[arg(long, requires = "config")]
-    weights: Option<PathBuf>,
-    /// The param.json the weights belong to.
-    #[arg(long, requires = "weights")]
-    config: Option<PathBuf>,
-}
-
-impl ModelArgs {
-    /// A run's latest checkpoint.
-    pub fn latest_of(run: &Path) -> ModelArgs {
-        ModelArgs {
-            run: Some(run.to_path_buf()),
-            ckpt: None,
-            weights: None,
-            config: None,
-        }
-    }
-
-    /// The arguments that name this model to `vqtok-train reference` and
-    /// `vqtok-export export` (`--ckpt DIR` / `--checkpoint DIR`, or `--weights W --config C`).
-    fn args(&self, checkpoint_flag: &str) -> Result<Vec<std::ffi::OsString>> {
-        Ok(match (&self.run, &self.weights, &self.config) {
-            (Some(run), _, _) => {
-                let ck = vqtok_run::Checkpoint::resolve(self.ckpt.as_deref().unwrap_or(run))?;
-                vec![checkpoint_flag.into(), ck.dir().into()]
-            }
-            (None, Some(w), Some(c)) => {
-                vec!["--weights".into(), w.into(), "--config".into(), c.into()]
-            }
-            _ => unreachable!("clap requires --run, or --weights with --config"),
-        })
-    }
+/// The flags that name `model` to `vqtok-train reference` and `vqtok-export export`:
+/// resolved here once, so both children see the same two files.
+fn model_flags(model: &ModelArgs) -> Result<[OsString; 4]> {
+    let files = model.resolve()?;
+    Ok([
+        "--weights".into(),
+        files.weights.into(),
+        "--config".into(),
+        files.config.into(),
+    ])
 }
 
 /// Exports `model` to `out` and verifies it (unless `no_verify`).
@@ -66,7 +35,7 @@ pub fn export(model: &ModelArgs, out: &Path, no_verify: bool, release: bool) -> 
     };
     let mut cmd = bins::command(export);
     cmd.arg("export")
-        .args(model.args("--checkpoint")?)
+        .args(model_flags(model)?)
         .arg("--out")
         .arg(out);
     let reference = out.with_extension("reference.safetensors");
@@ -102,7 +71,7 @@ pub fn verify(model: &ModelArgs, folder: &Path, release: bool) -> Result<()> {
 fn write_reference(train: &PathBuf, model: &ModelArgs, out: &Path) -> Result<()> {
     let status = bins::command(train)
         .arg("reference")
-        .args(model.args("--ckpt")?)
+        .args(model_flags(model)?)
         .arg("--out")
         .arg(out)
         .status()?;

@@ -67,12 +67,12 @@ enum Command {
     },
     /// Export a trained model to an ONNX model folder and verify it against the tch model.
     #[command(
-        after_help = "Examples:\n  cargo xtask export --run runs/tiny --out models/tiny\n  \
+        after_help = "Examples:\n  cargo xtask export --ckpt runs/tiny --out models/tiny\n  \
         cargo xtask export --weights model.safetensors --config param.json --out models/imported"
     )]
     Export {
         #[command(flatten)]
-        model: export::ModelArgs,
+        model: vqtok_run::ModelArgs,
         #[arg(long)]
         out: std::path::PathBuf,
         /// Skip verification (manifest.json then says it was not run).
@@ -83,10 +83,10 @@ enum Command {
     },
     /// Verify a model folder against the tch model it came from (token agreement, decoder
     /// |Δ|, ΔPSNR).
-    #[command(after_help = "Example:\n  cargo xtask verify --run runs/tiny --model models/tiny")]
+    #[command(after_help = "Example:\n  cargo xtask verify --ckpt runs/tiny --model models/tiny")]
     Verify {
         #[command(flatten)]
-        source: export::ModelArgs,
+        source: vqtok_run::ModelArgs,
         #[arg(long)]
         model: std::path::PathBuf,
         #[arg(long)]

@@ -43,11 +43,13 @@ pub(crate) fn model(m: &ModelConfig) -> Check {
     }
 }
 
-fn codebook(size: usize, dim: usize, size_path: &str, dim_path: &str) -> Check {
-    ensure(size >= 2, size_path, || {
+/// A codebook of `size` entries of `dim` values, named `model_args.SIZE_NAME` and
+/// `model_args.DIM_NAME`.
+fn codebook(size: usize, dim: usize, size_name: &str, dim_name: &str) -> Check {
+    ensure(size >= 2, &format!("model_args.{size_name}"), || {
         format!("a codebook needs at least 2 entries, got {size}")
     })?;
-    positive(dim, dim_path)
+    positive(dim, &format!("model_args.{dim_name}"))
 }
 
 fn ema(e: &EmaArgs, used: bool) -> Check {
@@ -64,12 +66,7 @@ fn ema(e: &EmaArgs, used: bool) -> Check {
 }
 
 pub(crate) fn taming(a: &TamingArgs) -> Check {
-    codebook(
-        a.n_embed,
-        a.embed_dim,
-        "model_args.n_embed",
-        "model_args.embed_dim",
-    )?;
+    codebook(a.n_embed, a.embed_dim, "n_embed", "embed_dim")?;
     non_negative_f(a.beta, "model_args.beta")?;
     ema(&a.ema, a.model_variant == ModelVariant::EMAVQ)?;
     let d = &a.ddconfig;
@@ -167,24 +164,24 @@ fn power_of_two_at_least_2(v: usize) -> bool {
     v >= 2 && v.is_power_of_two()
 }
 
+/// The hidden width `model_args.NAME` of a classic encoder, whose first conv has half of it.
+fn halvable_channels(value: usize, name: &str) -> Check {
+    ensure(
+        value >= 2 && value.is_multiple_of(2),
+        &format!("model_args.{name}"),
+        || format!("must be even and ≥ 2 (the first conv has {name}/2 channels), got {value}"),
+    )
+}
+
 pub(crate) fn vqvae(a: &VqVaeArgs) -> Check {
     codebook(
         a.num_embeddings,
         a.embedding_dim,
-        "model_args.num_embeddings",
-        "model_args.embedding_dim",
+        "num_embeddings",
+        "embedding_dim",
     )?;
     positive(a.in_channels, "model_args.in_channels")?;
-    ensure(
-        a.num_hiddens >= 2 && a.num_hiddens.is_multiple_of(2),
-        "model_args.num_hiddens",
-        || {
-            format!(
-                "must be even and ≥ 2 (the first conv has num_hiddens/2 channels), got {}",
-                a.num_hiddens
-            )
-        },
-    )?;
+    halvable_channels(a.num_hiddens, "num_hiddens")?;
     positive(a.num_residual_hiddens, "model_args.num_residual_hiddens")?;
     ensure(
         power_of_two_at_least_2(a.downsample),
@@ -196,23 +193,9 @@ pub(crate) fn vqvae(a: &VqVaeArgs) -> Check {
 }
 
 pub(crate) fn vqvae2(a: &VqVae2Args) -> Check {
-    codebook(
-        a.n_embed,
-        a.embed_dim,
-        "model_args.n_embed",
-        "model_args.embed_dim",
-    )?;
+    codebook(a.n_embed, a.embed_dim, "n_embed", "embed_dim")?;
     positive(a.in_channels, "model_args.in_channels")?;
-    ensure(
-        a.channel >= 2 && a.channel.is_multiple_of(2),
-        "model_args.channel",
-        || {
-            format!(
-                "must be even and ≥ 2 (the first conv has channel/2 channels), got {}",
-                a.channel
-            )
-        },
-    )?;
+    halvable_channels(a.channel, "channel")?;
     positive(a.n_res_channel, "model_args.n_res_channel")?;
     non_negative_f(a.commitment_cost, "model_args.commitment_cost")?;
     ema(&a.ema, a.quantizer == QuantizerKind::Ema)

@@ -10,6 +10,36 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// A file that could not be read or written: the I/O error with the path it happened on,
+/// shown as `PATH: reason`. The library errors hold it as their `Io` variant.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct IoError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl IoError {
+    pub fn new(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        IoError {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl crate::exit::Blame for IoError {
+    /// A missing file, or one the user may not read or write, is the user's to fix; any
+    /// other failure (disk full, I/O error) is not.
+    fn is_user_error(&self) -> bool {
+        matches!(
+            self.source.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+        )
+    }
+}
+
 /// This machine's host name (empty if it has none).
 fn host_name() -> String {
     let mut buf = [0u8; 256];

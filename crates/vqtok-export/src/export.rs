@@ -44,11 +44,6 @@ pub struct ModelSource {
 }
 
 impl ModelSource {
-    /// A training checkpoint (`vqtok_run::Checkpoint`: its model.safetensors and param.json).
-    pub fn checkpoint(ck: &vqtok_run::Checkpoint) -> Result<ModelSource> {
-        Self::files(&ck.model_path(), &ck.config_path())
-    }
-
     /// Bare weights with taming's names (a checkpoint's model.safetensors, or a taming
     /// model converted by `cargo xtask import-taming`) and the param.json they belong to.
     pub fn files(weights: &Path, config: &Path) -> Result<ModelSource> {

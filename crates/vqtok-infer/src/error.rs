@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use vqtok_core::exit::Blame;
+use vqtok_core::fs::IoError;
 use vqtok_runtime::RuntimeError;
 use vqtok_video::VideoError;
 
@@ -16,12 +17,8 @@ pub enum InferError {
     #[error(transparent)]
     Video(#[from] VideoError),
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// A file exists but its content is not what we need (not a token file, no frames …).
     #[error("{}: {message}", path.display())]
     BadInput { path: PathBuf, message: String },
@@ -51,10 +48,7 @@ pub enum InferError {
 
 impl InferError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        InferError::Io {
-            path: path.into(),
-            source,
-        }
+        IoError::new(path, source).into()
     }
 
     pub(crate) fn bad_input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
@@ -78,10 +72,7 @@ impl Blame for InferError {
         match self {
             InferError::Runtime(e) => e.is_user_error(),
             InferError::Video(e) => e.is_user_error(),
-            InferError::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-            ),
+            InferError::Io(e) => e.is_user_error(),
             InferError::BadInput { .. }
             | InferError::Invalid { .. }
             | InferError::ModelMismatch { .. } => true,

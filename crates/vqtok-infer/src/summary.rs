@@ -39,11 +39,12 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    fn new(job: &Job, outcome: &Outcome) -> FileReport {
-        let mut r = FileReport {
-            input: job.input.clone(),
-            output: Some(job.output.clone()),
-            status: "encoded",
+    /// A report with `status` and nothing else known yet.
+    fn bare(input: PathBuf, output: Option<PathBuf>, status: &'static str) -> FileReport {
+        FileReport {
+            input,
+            output,
+            status,
             frames: None,
             tokens: None,
             size: None,
@@ -52,7 +53,11 @@ impl FileReport {
             wait_seconds: None,
             error: None,
             user_error: false,
-        };
+        }
+    }
+
+    fn new(job: &Job, outcome: &Outcome) -> FileReport {
+        let mut r = FileReport::bare(job.input.clone(), Some(job.output.clone()), "encoded");
         match outcome {
             Outcome::Encoded(e) => {
                 r.frames = Some(e.frames);
@@ -77,17 +82,9 @@ impl FileReport {
 
     fn unlisted(spec: &str, reason: &str) -> FileReport {
         FileReport {
-            input: PathBuf::from(spec),
-            output: None,
-            status: "failed",
-            frames: None,
-            tokens: None,
-            size: None,
-            seconds: None,
-            infer_seconds: None,
-            wait_seconds: None,
             error: Some(reason.to_string()),
             user_error: true,
+            ..FileReport::bare(PathBuf::from(spec), None, "failed")
         }
     }
 }

@@ -72,10 +72,7 @@ impl TokenWriter {
                     g.width
                 )));
             }
-            if let Some(v) = grid
-                .iter()
-                .find(|&&v| v < 0 || v as usize >= g.codebook_size)
-            {
+            if let Some(v) = crate::tokens::outside_codebook(grid, g.codebook_size) {
                 return Err(InferError::Internal(format!(
                     "`{}`: index {v} outside the codebook of {}",
                     g.tensor, g.codebook_size
@@ -143,12 +140,19 @@ mod tests {
     use crate::tokens::TokenFile;
     use crate::tokens::tests::sample;
 
-    #[test]
-    fn streamed_file_equals_the_in_memory_one_byte_for_byte() {
+    /// A writer of `s.vqt.safetensors` in a fresh folder, and the sample file it is to
+    /// write.
+    fn sample_writer() -> (tempfile::TempDir, PathBuf, TokenFile, TokenWriter) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.vqt.safetensors");
         let file = sample(IndexDtype::I16, 512);
-        let mut w = TokenWriter::create(&path, file.meta.levels.clone(), IndexDtype::I16).unwrap();
+        let w = TokenWriter::create(&path, file.meta.levels.clone(), IndexDtype::I16).unwrap();
+        (dir, path, file, w)
+    }
+
+    #[test]
+    fn streamed_file_equals_the_in_memory_one_byte_for_byte() {
+        let (dir, path, file, mut w) = sample_writer();
         // Frames 0-1, then frame 2: batches of any size concatenate.
         for (start, n) in [(0, 2), (2, 1)] {
             let grids: Vec<Vec<i64>> = file
@@ -168,10 +172,7 @@ mod tests {
 
     #[test]
     fn out_of_range_indices_and_abandoned_writers_leave_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.vqt.safetensors");
-        let file = sample(IndexDtype::I16, 512);
-        let mut w = TokenWriter::create(&path, file.meta.levels.clone(), IndexDtype::I16).unwrap();
+        let (dir, _, _, mut w) = sample_writer();
         let top = vec![511i64; 16];
         let mut bottom = vec![0i64; 64];
         bottom[7] = 512;

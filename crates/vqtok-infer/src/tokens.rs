@@ -290,6 +290,15 @@ impl std::fmt::Display for TokenMeta {
     }
 }
 
+/// The first index that is not a code of a codebook of `codebook_size` (a model's
+/// output is checked before it is written, a file's before it is decoded).
+pub fn outside_codebook<T: Copy + Into<i64>>(indices: &[T], codebook_size: usize) -> Option<i64> {
+    indices
+        .iter()
+        .map(|&v| v.into())
+        .find(|&v| v < 0 || v as usize >= codebook_size)
+}
+
 /// Where `vqtokenize decode` writes the video of `tokens` by default:
 /// `NAME.recon.mp4` beside `NAME.vqt.safetensors`.
 pub fn recon_path(tokens: &Path) -> std::path::PathBuf {
@@ -409,11 +418,7 @@ impl TokenFile {
                     level.tensor, level.shape, info.tensor
                 )));
             }
-            if let Some(v) = level
-                .data
-                .iter()
-                .find(|&&v| v < 0 || v as usize >= info.codebook_size)
-            {
+            if let Some(v) = outside_codebook(&level.data, info.codebook_size) {
                 return Err(bad(format!(
                     "tensor `{}` holds index {v}, outside the codebook of {}",
                     level.tensor, info.codebook_size

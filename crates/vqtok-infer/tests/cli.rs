@@ -76,10 +76,8 @@ fn reference_psnr(model: &Path, video: &Path, tokens: &TokenFile) -> f64 {
 
 #[test]
 fn encode_matches_the_encoder_frame_by_frame_and_decodes_back() {
-    let dir = scratch("round_trip");
+    let (dir, video) = scratch_with_video("round_trip", "clip.mp4", 21, (80, 48), 10.0);
     let model = model("taming_tiny.json", 3);
-    let video = dir.join("clip.mp4");
-    write_video(&video, 21, 80, 48, 10.0);
     let out = vqtokenize(&[
         &video,
         &"-m",
@@ -123,16 +121,7 @@ fn encode_matches_the_encoder_frame_by_frame_and_decodes_back() {
     // Back to video: 11 frames of 64×64 at the token rate, and the reported PSNR is the
     // one of the decoder's frames against the re-read source frames.
     let recon = dir.join("recon.mp4");
-    let out = vqtokenize(&[
-        &"decode",
-        &tokens_path,
-        &"-o",
-        &recon,
-        &"-m",
-        &model,
-        &"--psnr",
-        &"--json",
-    ]);
+    let out = decode(&tokens_path, &model, &[&"-o", &recon, &"--psnr", &"--json"]);
     assert_status(&out, 0);
     let d = stdout_json(&out);
     assert_eq!(d["frames"], 11);
@@ -157,10 +146,8 @@ fn encode_matches_the_encoder_frame_by_frame_and_decodes_back() {
 
 #[test]
 fn vqvae2_writes_one_grid_per_level_and_decodes_both() {
-    let dir = scratch("vqvae2");
+    let (dir, video) = scratch_with_video("vqvae2", "v.mp4", 6, (64, 64), 25.0);
     let model = model("vqvae2_tiny.json", 5);
-    let video = dir.join("v.mp4");
-    write_video(&video, 6, 64, 64, 25.0);
     let tokens_path = dir.join("out/v.vqt.safetensors");
     let out = vqtokenize(&[&video, &"-m", &model, &"-o", &tokens_path, &"-q"]);
     assert_status(&out, 0);
@@ -177,7 +164,7 @@ fn vqvae2_writes_one_grid_per_level_and_decodes_both() {
     );
     assert_eq!(tokens.meta.index_dtype, vqtok_infer::IndexDtype::I16);
     let recon = dir.join("v.mp4.recon.mp4");
-    let out = vqtokenize(&[&"decode", &tokens_path, &"-o", &recon, &"-m", &model, &"-q"]);
+    let out = decode(&tokens_path, &model, &[&"-o", &recon, &"-q"]);
     assert_status(&out, 0);
     let reader = VideoReader::open(&recon).unwrap();
     assert_eq!((reader.meta().width, reader.meta().height), (64, 64));
@@ -186,14 +173,12 @@ fn vqvae2_writes_one_grid_per_level_and_decodes_both() {
 
 #[test]
 fn decode_refuses_token_files_of_another_model() {
-    let dir = scratch("wrong_model");
+    let (dir, video) = scratch_with_video("wrong_model", "v.mp4", 4, (64, 64), 25.0);
     let (a, b) = (model("taming_tiny.json", 3), model("taming_tiny.json", 4));
-    let video = dir.join("v.mp4");
-    write_video(&video, 4, 64, 64, 25.0);
     assert_status(&vqtokenize(&[&video, &"-m", &a, &"-q"]), 0);
     let tokens = dir.join("v.vqt.safetensors");
     let recon = dir.join("r.mp4");
-    let out = vqtokenize(&[&"decode", &tokens, &"-o", &recon, &"-m", &b]);
+    let out = decode(&tokens, &b, &[&"-o", &recon]);
     assert_status(&out, 2);
     let err = stderr(&out);
     let id_a = TokenFile::open(&tokens).unwrap().meta.model_sha256;
@@ -203,10 +188,7 @@ fn decode_refuses_token_files_of_another_model() {
     );
     assert!(!recon.exists(), "nothing may be written for a refused file");
     // The same tokens decode with their own model.
-    assert_status(
-        &vqtokenize(&[&"decode", &tokens, &"-o", &recon, &"-m", &a, &"-q"]),
-        0,
-    );
+    assert_status(&decode(&tokens, &a, &[&"-o", &recon, &"-q"]), 0);
 }
 
 #[test]
@@ -218,7 +200,7 @@ fn batch_mode_reports_bad_inputs_keeps_going_and_resumes() {
     write_video(&input.join("a.mp4"), 8, 64, 48, 25.0);
     write_video(&input.join("sub/b.mp4"), 5, 48, 64, 25.0);
     // Not a video at all, and a video cut in half (its index is at the end).
-    std::fs::write(input.join("noise.mp4"), common_noise(5000)).unwrap();
+    std::fs::write(input.join("noise.mp4"), random_bytes(5000, 1)).unwrap();
     let good = std::fs::read(input.join("a.mp4")).unwrap();
     std::fs::write(input.join("cut.mp4"), &good[..good.len() / 2]).unwrap();
     let out_dir = dir.join("out");
@@ -287,25 +269,10 @@ fn batch_mode_reports_bad_inputs_keeps_going_and_resumes() {
     assert_eq!(s["encoded"].as_u64(), Some(2), "{s}");
 }
 
-/// Deterministic bytes that are no media format.
-fn common_noise(n: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn single_bad_inputs_exit_2_with_the_reason() {
-    let dir = scratch("bad_single");
+    let (dir, video) = scratch_with_video("bad_single", "v.mp4", 3, (64, 64), 25.0);
     let model = model("taming_tiny.json", 3);
-    let video = dir.join("v.mp4");
-    write_video(&video, 3, 64, 64, 25.0);
 
     let missing_model = dir.join("no-model-here");
     let out = vqtokenize(&[&video, &"-m", &missing_model]);
@@ -313,7 +280,7 @@ fn single_bad_inputs_exit_2_with_the_reason() {
     assert!(stderr(&out).contains("no-model-here") && stderr(&out).contains("model folder"));
 
     let noise = dir.join("noise.mp4");
-    std::fs::write(&noise, common_noise(3000)).unwrap();
+    std::fs::write(&noise, random_bytes(3000, 1)).unwrap();
     for input in [noise.clone(), dir.join("absent.mp4")] {
         let out = vqtokenize(&[&input, &"-m", &model]);
         assert_status(&out, 2);
@@ -325,17 +292,15 @@ fn single_bad_inputs_exit_2_with_the_reason() {
     assert_status(&out, 2);
     assert!(stderr(&out).contains("multiples of 4"), "{}", stderr(&out));
 
-    let out = vqtokenize(&[&"decode", &video, &"-m", &model]);
+    let out = decode(&video, &model, &[]);
     assert_status(&out, 2);
     assert!(stderr(&out).contains("v.mp4"), "{}", stderr(&out));
 }
 
 #[test]
 fn token_files_read_in_python_with_their_metadata() {
-    let dir = scratch("python");
+    let (dir, video) = scratch_with_video("python", "v.mp4", 7, (64, 64), 25.0);
     let model = model("taming_tiny.json", 3);
-    let video = dir.join("v.mp4");
-    write_video(&video, 7, 64, 64, 25.0);
     let tokens_path = dir.join("v.vqt.safetensors");
     assert_status(&vqtokenize(&[&video, &"-m", &model, &"-q"]), 0);
     let script = r#"
@@ -376,10 +341,8 @@ print(json.dumps({
 
 #[test]
 fn padded_frames_decode_back_to_the_source_size() {
-    let dir = scratch("pad");
+    let (dir, video) = scratch_with_video("pad", "wide.mp4", 4, (64, 48), 25.0);
     let model = model("taming_tiny.json", 3);
-    let video = dir.join("wide.mp4");
-    write_video(&video, 4, 64, 48, 25.0);
     let out = vqtokenize(&[
         &video, &"-m", &model, &"--size", &"32", &"--fit", &"pad", &"-q",
     ]);
@@ -396,15 +359,7 @@ fn padded_frames_decode_back_to_the_source_size() {
         (32, 24, 0, -4)
     );
     let recon = dir.join("wide.recon.mp4");
-    let out = vqtokenize(&[
-        &"decode",
-        &tokens_path,
-        &"-m",
-        &model,
-        &"--size",
-        &"source",
-        &"-q",
-    ]);
+    let out = decode(&tokens_path, &model, &[&"--size", &"source", &"-q"]);
     assert_status(&out, 0);
     let reader = VideoReader::open(&recon).unwrap();
     assert_eq!((reader.meta().width, reader.meta().height), (64, 48));
@@ -417,10 +372,8 @@ fn padded_frames_decode_back_to_the_source_size() {
 /// falls back to the library path it was built with); a wrong explicit path is named.
 #[test]
 fn finds_onnx_runtime_without_the_environment_and_names_a_wrong_path() {
-    let dir = scratch("ort_path");
+    let (_dir, video) = scratch_with_video("ort_path", "v.mp4", 2, (64, 64), 25.0);
     let model = model("taming_tiny.json", 5);
-    let video = dir.join("v.mp4");
-    write_video(&video, 2, 64, 64, 25.0);
     let run = |ort: Option<&str>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vqtokenize"));
         cmd.arg(&video)

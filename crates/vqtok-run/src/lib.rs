@@ -16,12 +16,14 @@
 
 mod checkpoint;
 mod error;
+mod model_args;
 mod store;
 
 use std::path::{Path, PathBuf};
 
 pub use checkpoint::{Checkpoint, TrainState};
 pub use error::RunError;
+pub use model_args::{ModelArgs, ModelFiles};
 pub use store::{CheckpointStore, step_name};
 
 /// A run folder (it need not exist yet).

@@ -3,15 +3,14 @@
 
 use std::path::PathBuf;
 
+use vqtok_core::exit::Blame;
+use vqtok_core::fs::IoError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// A model folder or one of its files does not have the expected content.
     #[error("{}: {message}", path.display())]
     BadInput { path: PathBuf, message: String },
@@ -26,10 +25,7 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        RuntimeError::Io {
-            path: path.into(),
-            source,
-        }
+        IoError::new(path, source).into()
     }
 
     pub fn bad_input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
@@ -40,13 +36,10 @@ impl RuntimeError {
     }
 }
 
-impl vqtok_core::exit::Blame for RuntimeError {
+impl Blame for RuntimeError {
     fn is_user_error(&self) -> bool {
         match self {
-            RuntimeError::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-            ),
+            RuntimeError::Io(e) => e.is_user_error(),
             RuntimeError::BadInput { .. } | RuntimeError::Unsupported(_) => true,
             RuntimeError::Runtime(_) => false,
         }

@@ -236,14 +236,6 @@ impl Session {
         })
     }
 
-    pub fn input_names(&self) -> Vec<String> {
-        self.inner
-            .inputs()
-            .iter()
-            .map(|o| o.name().to_string())
-            .collect()
-    }
-
     pub fn output_names(&self) -> Vec<String> {
         self.inner
             .outputs()

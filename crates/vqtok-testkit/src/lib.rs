@@ -49,6 +49,34 @@ pub fn merge_json(a: &mut serde_json::Value, b: serde_json::Value) {
     }
 }
 
+/// Asserts that `text` contains every one of `needles`, showing the text when one is missing.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "`{needle}` not in:\n{text}");
+    }
+}
+
+/// One `#[test]` per named case, each calling `check` with the case's arguments: for tests
+/// that differ only in their data (say the same check in f64 and in f32).
+///
+/// ```ignore
+/// vqtok_testkit::test_cases! { check_parity;
+///     matches_in_f64: (Kind::Double, 1e-9);
+///     matches_in_f32: (Kind::Float, 1e-4);
+/// }
+/// ```
+#[macro_export]
+macro_rules! test_cases {
+    ($check:expr; $($name:ident: ($($arg:expr),* $(,)?);)+) => {
+        $(
+            #[test]
+            fn $name() {
+                ($check)($($arg),*)
+            }
+        )+
+    };
+}
+
 /// Deterministic pseudo-random bytes (xorshift), for test frames and files.
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

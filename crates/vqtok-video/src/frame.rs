@@ -111,15 +111,6 @@ impl Rotation {
         [Rotation::R0, Rotation::R90, Rotation::R180, Rotation::R270][quarter as usize]
     }
 
-    pub fn degrees(self) -> u32 {
-        match self {
-            Rotation::R0 => 0,
-            Rotation::R90 => 90,
-            Rotation::R180 => 180,
-            Rotation::R270 => 270,
-        }
-    }
-
     /// True when the displayed picture is the stored one transposed.
     pub fn swaps_axes(self) -> bool {
         matches!(self, Rotation::R90 | Rotation::R270)

@@ -125,15 +125,7 @@ impl Geometry {
 
     /// Applies the whole mapping to a frame of `src_width × src_height`.
     pub fn apply(&self, frame: &Frame) -> Result<Frame> {
-        if (frame.width, frame.height) != (self.src_width, self.src_height) {
-            return Err(VideoError::invalid(
-                "geometry",
-                format!(
-                    "frame is {}×{}, geometry expects {}×{}",
-                    frame.width, frame.height, self.src_width, self.src_height
-                ),
-            ));
-        }
+        expect_size(frame, "frame", (self.src_width, self.src_height))?;
         let scaled = resize(frame, self.scaled_width, self.scaled_height)?;
         self.place(&scaled)
     }
@@ -141,15 +133,11 @@ impl Geometry {
     /// Steps 2–3 only, for a frame that is already `scaled_width × scaled_height` (the
     /// decoder scales while converting to RGB).
     pub fn place(&self, scaled: &Frame) -> Result<Frame> {
-        if (scaled.width, scaled.height) != (self.scaled_width, self.scaled_height) {
-            return Err(VideoError::invalid(
-                "geometry",
-                format!(
-                    "scaled frame is {}×{}, geometry expects {}×{}",
-                    scaled.width, scaled.height, self.scaled_width, self.scaled_height
-                ),
-            ));
-        }
+        expect_size(
+            scaled,
+            "scaled frame",
+            (self.scaled_width, self.scaled_height),
+        )?;
         let (ow, oh) = (self.out_width, self.out_height);
         let mut out = vec![0u8; ow * oh * 3];
         // The output columns that come from the scaled image, and their source column.
@@ -178,6 +166,20 @@ impl Geometry {
         }
         Ok(frame)
     }
+}
+
+/// Fails unless `frame` (`what`, in the message) is `width × height`.
+fn expect_size(frame: &Frame, what: &str, (width, height): (usize, usize)) -> Result<()> {
+    if (frame.width, frame.height) == (width, height) {
+        return Ok(());
+    }
+    Err(VideoError::invalid(
+        "geometry",
+        format!(
+            "{what} is {}×{}, geometry expects {width}×{height}",
+            frame.width, frame.height
+        ),
+    ))
 }
 
 /// Rounds a size to the nearest multiple of `factor` per side (at least `factor`), e.g. the

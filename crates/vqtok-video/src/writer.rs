@@ -194,11 +194,6 @@ impl VideoWriter {
         &self.codec_name
     }
 
-    /// Frames written so far.
-    pub fn frames_written(&self) -> u64 {
-        self.next_pts as u64
-    }
-
     /// Appends one tightly packed RGB24 frame of the writer's size.
     pub fn write(&mut self, rgb: &[u8]) -> Result<()> {
         if rgb.len() != self.width * self.height * 3 {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use vqtok_core::exit;
 use vqtok_export::{ExportError, ExportOptions, ModelSource, VerifyOptions};
+use vqtok_run::ModelArgs;
 use vqtok_runtime::SessionOptions;
 
 #[derive(Parser)]
@@ -39,19 +40,12 @@ struct RuntimeArgs {
 enum Command {
     /// Write encoder/decoder graphs, codebooks and manifest.json for a checkpoint.
     #[command(
-        after_help = "Examples:\n  vqtok-export export --checkpoint runs/x --out models/x\n  \
+        after_help = "Examples:\n  vqtok-export export --ckpt runs/x --out models/x\n  \
         vqtok-export export --weights model.safetensors --config param.json --out models/x --reference ref.safetensors"
     )]
     Export {
-        /// A training checkpoint folder, or a run folder (its latest checkpoint).
-        #[arg(long, conflicts_with_all = ["weights", "config"], required_unless_present_all = ["weights", "config"])]
-        checkpoint: Option<PathBuf>,
-        /// State dict (taming names), with --config.
-        #[arg(long, requires = "config")]
-        weights: Option<PathBuf>,
-        /// param.json, with --weights.
-        #[arg(long, requires = "weights")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Output model folder (created; our files in it are replaced).
         #[arg(long)]
         out: PathBuf,
@@ -111,22 +105,15 @@ fn verify_and_report(
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Export {
-            checkpoint,
-            weights,
-            config,
+            model,
             out,
             reference,
             no_float,
             external_data_threshold,
             runtime: rt,
         } => {
-            let mut ckpt = match (checkpoint, weights, config) {
-                (Some(dir), _, _) => {
-                    ModelSource::checkpoint(&vqtok_run::Checkpoint::resolve(&dir)?)?
-                }
-                (None, Some(w), Some(c)) => ModelSource::files(&w, &c)?,
-                _ => unreachable!("clap requires --checkpoint or --weights with --config"),
-            };
+            let files = model.resolve()?;
+            let mut ckpt = ModelSource::files(&files.weights, &files.config)?;
             let options = ExportOptions {
                 float_variants: !no_float,
                 external_data_threshold,

@@ -14,7 +14,7 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// A conv with symmetric padding `pad`.
+    /// A conv with symmetric padding `pad` (see [`Conv2d::with_pads`] for others).
     pub fn new(
         g: &mut GraphBuilder,
         prefix: &str,
@@ -24,18 +24,6 @@ impl Conv2d {
         stride: usize,
         pad: usize,
     ) -> Result<Self> {
-        Self::with_pads(g, prefix, cin, cout, k, stride, [pad; 4])
-    }
-
-    pub fn with_pads(
-        g: &mut GraphBuilder,
-        prefix: &str,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pads: [usize; 4],
-    ) -> Result<Self> {
         let init = Init::Conv {
             fan_in: cin * k * k,
         };
@@ -44,32 +32,39 @@ impl Conv2d {
             bias: g.param(&format!("{prefix}.bias"), &[cout], init)?,
             k,
             stride,
-            pads,
+            pads: [pad; 4],
         })
     }
 
-    /// A 1×1 conv whose weight and bias are multiplied by `scale` (exact enough for the
-    /// C^-½ of attention; saves a Mul on the HW×HW scores).
-    pub fn scaled_1x1(
+    /// The same conv with explicit ONNX pads `[top, left, bottom, right]`.
+    pub fn with_pads(self, pads: [usize; 4]) -> Self {
+        Conv2d { pads, ..self }
+    }
+
+    /// 1×1 convs `cin` → `cout` that read the same input, stacked into one conv with
+    /// `parts.len()·cout` outputs in the order given; each part's weight and bias are
+    /// multiplied by its scale (exact enough for attention's C^-½). One pass over the
+    /// input instead of several.
+    pub fn stacked_1x1(
         g: &mut GraphBuilder,
-        prefix: &str,
+        parts: &[(&str, f64)],
         cin: usize,
         cout: usize,
-        scale: f64,
     ) -> Result<Self> {
         let init = Init::Conv { fan_in: cin };
-        let w = g.fetch(&format!("{prefix}.weight"), &[cout, cin, 1, 1], init)?;
-        let b = g.fetch(&format!("{prefix}.bias"), &[cout], init)?;
-        let sc = |v: Vec<f32>| -> Vec<f32> {
-            v.into_iter().map(|x| (x as f64 * scale) as f32).collect()
-        };
+        let (mut weight, mut bias, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        for &(prefix, scale) in parts {
+            let scaled = |v: Vec<f32>| v.into_iter().map(move |x| (x as f64 * scale) as f32);
+            let w = g.fetch(&format!("{prefix}.weight"), &[cout, cin, 1, 1], init)?;
+            weight.extend(scaled(w));
+            bias.extend(scaled(g.fetch(&format!("{prefix}.bias"), &[cout], init)?));
+            names.push(format!("{prefix}*{scale:e}"));
+        }
+        let name = names.join("+");
+        let n = parts.len() * cout;
         Ok(Conv2d {
-            weight: g.init_f32(
-                &format!("{prefix}.weight*{scale:e}"),
-                &[cout, cin, 1, 1],
-                &sc(w),
-            ),
-            bias: g.init_f32(&format!("{prefix}.bias*{scale:e}"), &[cout], &sc(b)),
+            weight: g.init_f32(&format!("{name}.weight"), &[n, cin, 1, 1], &weight),
+            bias: g.init_f32(&format!("{name}.bias"), &[n], &bias),
             k: 1,
             stride: 1,
             pads: [0; 4],

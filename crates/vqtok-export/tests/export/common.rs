@@ -5,6 +5,7 @@ use std::process::Command;
 
 use vqtok_runtime::{GraphKind, Input, Manifest, Output, Session, SessionOptions};
 
+pub use vqtok_testkit::process::assert_status;
 pub use vqtok_testkit::{fixtures, python, random_bytes, taming_tiny, workspace_root};
 
 /// A fresh, empty scratch folder for one test.
@@ -15,16 +16,13 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-pub fn session(dir: &Path, kind: GraphKind) -> Session {
-    Session::open(
+/// Runs the `kind` graph of the model folder `dir` on `inputs`; returns outputs by name.
+pub fn run(dir: &Path, kind: GraphKind, inputs: &[(&str, Input<'_>)]) -> Vec<(String, Output)> {
+    let mut session = Session::open(
         &dir.join(format!("{}.onnx", kind.key())),
         SessionOptions::default(),
     )
-    .unwrap()
-}
-
-/// Runs `session` with one input and returns outputs by name.
-pub fn run(session: &mut Session, inputs: &[(&str, Input<'_>)]) -> Vec<(String, Output)> {
+    .unwrap();
     session.run(inputs).unwrap()
 }
 
@@ -47,6 +45,11 @@ pub fn u8_out(outs: &[(String, Output)], name: &str) -> (Vec<usize>, Vec<u8>) {
         Some((_, Output::U8(t))) => (t.shape.clone(), t.data.clone()),
         other => panic!("no u8 output {name}: {other:?}"),
     }
+}
+
+/// Rounds like the u8 decoder: clamp to [0, 255], round half to even.
+pub fn to_u8(v: f64) -> u8 {
+    v.clamp(0.0, 255.0).round_ties_even() as u8
 }
 
 /// Smooth synthetic frames `[n, h, w, 3]` (gradients + a moving square): closer to
@@ -115,4 +118,14 @@ pub fn run_python(script: &str, args: &[&Path]) -> String {
 /// A param.json text for a config file of the repository, by file name.
 pub fn repo_config(name: &str) -> vqtok_config::Config {
     vqtok_config::Config::from_path(workspace_root().join("configs").join(name)).unwrap()
+}
+
+/// configs/emavq_tiny.json normalised with ImageNet's mean and std instead of to [-1, 1].
+pub fn emavq_mean_std_config() -> vqtok_config::Config {
+    let mut config = repo_config("emavq_tiny.json");
+    config.data.normalize = vqtok_config::Normalize::MeanStd {
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+    config
 }

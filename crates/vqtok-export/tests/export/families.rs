@@ -1,12 +1,14 @@
 //! Every model family from random weights: shapes, dynamic sizes, u8 vs float
 //! graphs, checkpoint checks, and the reference onnx checker / onnxruntime.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use vqtok_config::Config;
 use vqtok_core::exit::Blame;
-use vqtok_export::{CheckpointWeights, ExportError, ExportOptions, RandomWeights, export};
+use vqtok_export::{
+    CheckpointWeights, ExportError, ExportOptions, RandomWeights, WeightSource, export,
+};
 use vqtok_runtime::{GraphKind, Input, Manifest};
 
 fn export_random(config: &Config, dir: &Path, seed: u64, float_variants: bool) -> Manifest {
@@ -23,23 +25,19 @@ fn export_random(config: &Config, dir: &Path, seed: u64, float_variants: bool) -
     .unwrap()
 }
 
-fn to_u8(v: f64) -> u8 {
-    v.clamp(0.0, 255.0).round_ties_even() as u8
-}
-
 /// Encodes `frames` with both encoders, decodes with both decoders, and checks that
 /// the u8 and float graphs agree and the outputs have the manifest's shapes.
 fn round_trip(dir: &Path, m: &Manifest, n: usize, h: usize, w: usize) {
     let frames = smooth_frames(n, h, w, 3);
-    let mut enc = session(dir, GraphKind::Encoder);
     let outs = run(
-        &mut enc,
+        dir,
+        GraphKind::Encoder,
         &[("frames", Input::U8(vec![n, h, w, 3], &frames))],
     );
     let images = normalize_like_graph(m, [n, h, w, 3], &frames);
-    let mut encf = session(dir, GraphKind::EncoderFloat);
     let outs_f = run(
-        &mut encf,
+        dir,
+        GraphKind::EncoderFloat,
         &[("images", Input::F32(vec![n, 3, h, w], &images))],
     );
     let mut grids = Vec::new();
@@ -64,11 +62,9 @@ fn round_trip(dir: &Path, m: &Manifest, n: usize, h: usize, w: usize) {
         .zip(&grids)
         .map(|(l, (s, d))| (l.indices.as_str(), Input::I64(s.clone(), d)))
         .collect();
-    let mut dec = session(dir, GraphKind::Decoder);
-    let (shape, pixels) = u8_out(&run(&mut dec, &inputs), "frames");
+    let (shape, pixels) = u8_out(&run(dir, GraphKind::Decoder, &inputs), "frames");
     assert_eq!(shape, vec![n, h, w, 3]);
-    let mut decf = session(dir, GraphKind::DecoderFloat);
-    let (shape_f, recon) = f32_out(&run(&mut decf, &inputs), "images");
+    let (shape_f, recon) = f32_out(&run(dir, GraphKind::DecoderFloat, &inputs), "images");
     assert_eq!(shape_f, vec![n, 3, h, w]);
     assert!(recon.iter().all(|v| v.is_finite()));
     let spread = recon.iter().fold(f32::MIN, |a, &b| a.max(b))
@@ -92,11 +88,17 @@ fn round_trip(dir: &Path, m: &Manifest, n: usize, h: usize, w: usize) {
     }
 }
 
+/// `config` exported from random weights `seed`, float graphs included, into the scratch
+/// folder `name`: the folder and its manifest.
+fn export_to_scratch(config: &Config, name: &str, seed: u64) -> (PathBuf, Manifest) {
+    let dir = scratch(name);
+    let m = export_random(config, &dir, seed, true);
+    (dir, m)
+}
+
 #[test]
 fn vqvae_graphs_agree_and_keep_their_shapes() {
-    let config = repo_config("vqvae_tiny.json");
-    let dir = scratch("vqvae_tiny");
-    let m = export_random(&config, &dir, 11, true);
+    let (dir, m) = export_to_scratch(&repo_config("vqvae_tiny.json"), "vqvae_tiny", 11);
     assert_eq!((m.family.as_str(), m.size_multiple), ("vqvae", 4));
     round_trip(&dir, &m, 2, 64, 64);
     round_trip(&dir, &m, 1, 20, 36);
@@ -104,9 +106,7 @@ fn vqvae_graphs_agree_and_keep_their_shapes() {
 
 #[test]
 fn vqvae2_has_two_grids_in_one_encoder_and_one_decoder() {
-    let config = repo_config("vqvae2_tiny.json");
-    let dir = scratch("vqvae2_tiny");
-    let m = export_random(&config, &dir, 12, true);
+    let (dir, m) = export_to_scratch(&repo_config("vqvae2_tiny.json"), "vqvae2_tiny", 12);
     let names: Vec<_> = m
         .levels
         .iter()
@@ -121,13 +121,7 @@ fn vqvae2_has_two_grids_in_one_encoder_and_one_decoder() {
 
 #[test]
 fn emavq_exports_like_vqmodel_and_mean_std_normalisation_round_trips() {
-    let mut config = repo_config("emavq_tiny.json");
-    config.data.normalize = vqtok_config::Normalize::MeanStd {
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
-    let dir = scratch("emavq_tiny");
-    let m = export_random(&config, &dir, 13, true);
+    let (dir, m) = export_to_scratch(&emavq_mean_std_config(), "emavq_tiny", 13);
     assert_eq!(m.model_type, "emavq");
     assert_eq!(m.normalization.pixels.kind, "mean_std");
     round_trip(&dir, &m, 2, 32, 48);
@@ -156,19 +150,22 @@ fn seed_config_exports_with_sensible_sizes_and_dynamic_shapes() {
 
     let (n, h, w) = (3, 192, 320);
     let frames = smooth_frames(n, h, w, 9);
-    let mut enc = session(&dir, GraphKind::Encoder);
     let (shape, idx) = i64_out(
         &run(
-            &mut enc,
+            &dir,
+            GraphKind::Encoder,
             &[("frames", Input::U8(vec![n, h, w, 3], &frames))],
         ),
         "indices",
     );
     assert_eq!(shape, vec![3, 12, 20]);
     assert!(idx.iter().all(|&i| (0..1024).contains(&i)));
-    let mut dec = session(&dir, GraphKind::Decoder);
     let (shape, _) = u8_out(
-        &run(&mut dec, &[("indices", Input::I64(shape, &idx))]),
+        &run(
+            &dir,
+            GraphKind::Decoder,
+            &[("indices", Input::I64(shape, &idx))],
+        ),
         "frames",
     );
     assert_eq!(shape, vec![3, 192, 320, 3]);
@@ -181,23 +178,14 @@ fn seed_config_exports_with_sensible_sizes_and_dynamic_shapes() {
 fn checkpoint_weights_are_checked_by_name_and_shape() {
     let config = repo_config("vqvae_tiny.json");
     let dir = scratch("vqvae_ckpt");
+    let export_to = |weights: &mut dyn WeightSource, sub: &str| {
+        export(&config, weights, &dir.join(sub), &ExportOptions::default())
+    };
     let mut random = RandomWeights::new(21);
-    let m_random = export(
-        &config,
-        &mut random,
-        &dir.join("a"),
-        &ExportOptions::default(),
-    )
-    .unwrap();
+    let m_random = export_to(&mut random, "a").unwrap();
     random.save(&dir.join("model.safetensors")).unwrap();
     let mut ckpt = CheckpointWeights::open(dir.join("model.safetensors")).unwrap();
-    let m_ckpt = export(
-        &config,
-        &mut ckpt,
-        &dir.join("b"),
-        &ExportOptions::default(),
-    )
-    .unwrap();
+    let m_ckpt = export_to(&mut ckpt, "b").unwrap();
     // Export is deterministic and the checkpoint path reads back exactly what was saved.
     assert_eq!(m_random.files, m_ckpt.files);
     assert!(ckpt.unused().is_empty());
@@ -227,7 +215,7 @@ fn checkpoint_weights_are_checked_by_name_and_shape() {
     let missing = dir.join("missing.safetensors");
     write(&missing, "decoder.up.1.weight", "");
     let mut w = CheckpointWeights::open(&missing).unwrap();
-    let err = export(&config, &mut w, &dir.join("c"), &ExportOptions::default()).unwrap_err();
+    let err = export_to(&mut w, "c").unwrap_err();
     assert!(
         matches!(err, ExportError::MissingWeight { ref name, .. } if name == "decoder.up.1.weight")
     );
@@ -237,7 +225,7 @@ fn checkpoint_weights_are_checked_by_name_and_shape() {
     let reshaped = dir.join("reshaped.safetensors");
     write(&reshaped, "", "quant_conv.weight");
     let mut w = CheckpointWeights::open(&reshaped).unwrap();
-    let err = export(&config, &mut w, &dir.join("d"), &ExportOptions::default()).unwrap_err();
+    let err = export_to(&mut w, "d").unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("quant_conv.weight") && msg.contains("[256]") && msg.contains("[8, 32, 1, 1]"),
@@ -261,24 +249,10 @@ fn onnx_checker_and_python_onnxruntime_accept_every_graph() {
         &ExportOptions::default(),
     )
     .unwrap();
-    export_random(
-        &repo_config("vqvae_tiny.json"),
-        &root.join("vqvae"),
-        1,
-        true,
-    );
-    export_random(
-        &repo_config("vqvae2_tiny.json"),
-        &root.join("vqvae2"),
-        2,
-        true,
-    );
-    export_random(
-        &repo_config("emavq_tiny.json"),
-        &root.join("emavq"),
-        3,
-        true,
-    );
+    for (seed, name) in [(1, "vqvae"), (2, "vqvae2"), (3, "emavq")] {
+        let config = repo_config(&format!("{name}_tiny.json"));
+        export_random(&config, &root.join(name), seed, true);
+    }
 
     // For every graph: full check, then run it at 2×(2f)×(3f) with inputs built from
     // the manifest, and print the output shapes.

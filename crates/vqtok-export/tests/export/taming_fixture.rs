@@ -41,6 +41,21 @@ fn expected() -> Expected {
     }
 }
 
+impl Expected {
+    /// The fixture's indices as the decoders' input.
+    fn indices_input(&self) -> [(&'static str, Input<'_>); 1] {
+        [(
+            "indices",
+            Input::I64(self.indices.0.clone(), &self.indices.1),
+        )]
+    }
+
+    /// The fixture's x as the float encoder's input.
+    fn x_input(&self) -> [(&'static str, Input<'_>); 1] {
+        [("images", Input::F32(self.x.0.clone(), &self.x.1))]
+    }
+}
+
 /// The f64 values of a tensor (TensorFile only hands out f32; parity wants the originals).
 fn raw_f64(_f: &TensorFile, name: &str) -> Vec<f64> {
     let bytes = std::fs::read(taming_tiny("expected.safetensors")).unwrap();
@@ -59,18 +74,13 @@ fn float_graphs_reproduce_the_original_indices_and_decoding() {
     export_fixture(&dir, &ExportOptions::default());
     let e = expected();
 
-    let mut enc = session(&dir, GraphKind::EncoderFloat);
-    let outs = run(&mut enc, &[("images", Input::F32(e.x.0.clone(), &e.x.1))]);
+    let outs = run(&dir, GraphKind::EncoderFloat, &e.x_input());
     let (shape, idx) = i64_out(&outs, "indices");
     assert_eq!(shape, e.indices.0);
     // The README promises exact indices from an f32 re-implementation.
     assert_eq!(idx, e.indices.1);
 
-    let mut dec = session(&dir, GraphKind::DecoderFloat);
-    let outs = run(
-        &mut dec,
-        &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
-    );
+    let outs = run(&dir, GraphKind::DecoderFloat, &e.indices_input());
     let (shape, rec) = f32_out(&outs, "images");
     assert_eq!(shape, vec![2, 3, 32, 32]);
     let scale = e.decoded64.iter().fold(0f64, |m, v| m.max(v.abs()));
@@ -86,11 +96,6 @@ fn float_graphs_reproduce_the_original_indices_and_decoding() {
     );
 }
 
-/// Rounds like the u8 decoder: clamp to [0, 255], round half to even.
-fn to_u8(v: f64) -> u8 {
-    v.clamp(0.0, 255.0).round_ties_even() as u8
-}
-
 #[test]
 fn u8_graphs_match_the_float_graphs_and_the_fixture() {
     let dir = scratch("fixture_u8");
@@ -99,11 +104,7 @@ fn u8_graphs_match_the_float_graphs_and_the_fixture() {
 
     // Decoder: the u8 output is the f64 reference unnormalised, clamped and rounded,
     // except where f32 noise (≤ 1e-4·127.5 ≈ 0.013) straddles a rounding boundary.
-    let mut dec = session(&dir, GraphKind::Decoder);
-    let outs = run(
-        &mut dec,
-        &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
-    );
+    let outs = run(&dir, GraphKind::Decoder, &e.indices_input());
     let (shape, frames) = u8_out(&outs, "frames");
     assert_eq!(shape, vec![2, 32, 32, 3]);
     let (mut exact, mut near_tie) = (0, 0);
@@ -142,17 +143,17 @@ fn u8_graphs_match_the_float_graphs_and_the_fixture() {
         }
         f
     };
-    let mut enc = session(&dir, GraphKind::Encoder);
     let outs = run(
-        &mut enc,
+        &dir,
+        GraphKind::Encoder,
         &[("frames", Input::U8(vec![2, 32, 32, 3], &frames))],
     );
     let (shape, idx_u8) = i64_out(&outs, "indices");
     assert_eq!(shape, vec![2, 8, 8]);
     let images = normalize_like_graph(&manifest, [2, 32, 32, 3], &frames);
-    let mut encf = session(&dir, GraphKind::EncoderFloat);
     let outs = run(
-        &mut encf,
+        &dir,
+        GraphKind::EncoderFloat,
         &[("images", Input::F32(vec![2, 3, 32, 32], &images))],
     );
     assert_eq!(i64_out(&outs, "indices").1, idx_u8);
@@ -232,16 +233,11 @@ fn verify_passes_on_the_fixture_and_fails_with_numbers_when_perturbed() {
         "--reference",
         good.to_str().unwrap(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     let m = Manifest::load(&dir).unwrap();
     assert!(matches!(m.verification, Verification::Passed(ref r) if r.tokens == 128));
     let out = status(&["verify", "--model", d, "--reference", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_status(&out, 1);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("98.4375") && stdout.contains("FAILED"),
@@ -258,7 +254,7 @@ fn verify_passes_on_the_fixture_and_fails_with_numbers_when_perturbed() {
         "--reference",
         "/nonexistent.safetensors",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_status(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.safetensors"));
 }
 
@@ -280,12 +276,7 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
         .arg(&reference)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     let m = Manifest::load(&out_dir).unwrap();
     m.check_files(&out_dir).unwrap();
     assert!(matches!(m.verification, Verification::Passed(_)));
@@ -317,13 +308,13 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
 
     // A folder that is not a training checkpoint: exit 2 naming it.
     let out = std::process::Command::new(bin)
-        .args(["export", "--checkpoint"])
+        .args(["export", "--ckpt"])
         .arg(fixtures().join("taming_tiny"))
         .arg("--out")
         .arg(dir.join("y"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_status(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a checkpoint"));
 
     // Missing config: exit 2 naming the file.
@@ -334,7 +325,7 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
         .arg(dir.join("x"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_status(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/param.json"));
 }
 
@@ -361,21 +352,12 @@ fn external_data_keeps_outputs_identical() {
 
     let e = expected();
     for dir in [&inline, &external] {
-        let mut dec = session(dir, GraphKind::DecoderFloat);
-        let outs = run(
-            &mut dec,
-            &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
-        );
+        let outs = run(dir, GraphKind::DecoderFloat, &e.indices_input());
         let rec = f32_out(&outs, "images").1;
-        let mut enc = session(dir, GraphKind::EncoderFloat);
-        let outs = run(&mut enc, &[("images", Input::F32(e.x.0.clone(), &e.x.1))]);
+        let outs = run(dir, GraphKind::EncoderFloat, &e.x_input());
         assert_eq!(i64_out(&outs, "indices").1, e.indices.1);
         if dir == &external {
-            let mut dec = session(&inline, GraphKind::DecoderFloat);
-            let outs = run(
-                &mut dec,
-                &[("indices", Input::I64(e.indices.0.clone(), &e.indices.1))],
-            );
+            let outs = run(&inline, GraphKind::DecoderFloat, &e.indices_input());
             assert_eq!(
                 f32_out(&outs, "images").1,
                 rec,

@@ -97,10 +97,5 @@ fn vqvae2_matches_pytorch() {
 
 #[test]
 fn emavq_with_mean_std_matches_pytorch() {
-    let mut config = repo_config("emavq_tiny.json");
-    config.data.normalize = vqtok_config::Normalize::MeanStd {
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
-    check_family(&config, "emavq", 32, 48);
+    check_family(&emavq_mean_std_config(), "emavq", 32, 48);
 }

@@ -11,7 +11,7 @@ use vqtok_testkit::video::WriterOptions;
 
 pub use vqtok_testkit::process::{assert_status, stderr, stdout_json};
 pub use vqtok_testkit::video::ripple as pattern;
-pub use vqtok_testkit::{python, workspace_root};
+pub use vqtok_testkit::{python, random_bytes, workspace_root};
 
 /// A fresh, empty scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
@@ -59,6 +59,21 @@ pub fn write_video(path: &Path, n: usize, w: usize, h: usize, fps: f64) {
     vqtok_testkit::video::write(path, n, (w, h), &opts, |i| pattern(i, w, h));
 }
 
+/// The scratch folder `name` holding the video `file`: `frames` pattern frames of `w × h`
+/// at `fps` (see `write_video`). Returns the folder and the video's path.
+pub fn scratch_with_video(
+    name: &str,
+    file: &str,
+    frames: usize,
+    (w, h): (usize, usize),
+    fps: f64,
+) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let video = dir.join(file);
+    write_video(&video, frames, w, h, fps);
+    (dir, video)
+}
+
 /// Runs `vqtokenize` with `args`; ORT comes from the environment cargo sets.
 pub fn vqtokenize(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vqtokenize"))
@@ -66,4 +81,11 @@ pub fn vqtokenize(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .env_remove("VQTOK_MODEL")
         .output()
         .expect("cannot start vqtokenize")
+}
+
+/// Runs `vqtokenize decode TOKENS -m MODEL` with `extra` arguments.
+pub fn decode(tokens: &Path, model: &Path, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"decode", &tokens, &"-m", &model];
+    args.extend_from_slice(extra);
+    vqtokenize(&args)
 }

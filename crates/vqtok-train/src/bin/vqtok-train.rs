@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use vqtok_config::Config;
 use vqtok_core::exit;
-use vqtok_run::Checkpoint;
+use vqtok_run::{Checkpoint, ModelArgs};
 use vqtok_train::reference;
 use vqtok_train::train::device::resolve_device;
 use vqtok_train::train::evaluate::eval_checkpoint;
@@ -103,34 +103,6 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
-}
-
-/// A trained model: a checkpoint (or run folder), or bare weights with their config.
-#[derive(Args)]
-struct ModelArgs {
-    /// A checkpoint folder or run folder (its latest checkpoint).
-    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
-    ckpt: Option<PathBuf>,
-    /// A state dict with taming's names (e.g. from `cargo xtask import-taming`), with --config.
-    #[arg(long, requires = "config")]
-    weights: Option<PathBuf>,
-    /// The param.json the weights belong to, with --weights.
-    #[arg(long, requires = "weights")]
-    config: Option<PathBuf>,
-}
-
-impl ModelArgs {
-    /// (config, weights file) of the model these arguments name.
-    fn resolve(&self) -> Result<(Config, PathBuf)> {
-        match (&self.ckpt, &self.weights, &self.config) {
-            (Some(dir), _, _) => {
-                let ck = Checkpoint::resolve(dir)?;
-                Ok((ck.config()?, ck.model_path()))
-            }
-            (None, Some(weights), Some(config)) => Ok((load_config(config)?, weights.clone())),
-            _ => Err(usage("give --ckpt, or --weights with --config")),
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -240,7 +212,8 @@ fn run(command: Command) -> Result<()> {
             data,
             device,
         } => {
-            let (mut cfg, weights) = model.resolve()?;
+            let files = model.resolve()?;
+            let (mut cfg, weights) = (load_config(&files.config)?, files.weights);
             if !data.is_empty() {
                 // Exactly these files are used (not a hash split of them).
                 cfg.data.val = data;

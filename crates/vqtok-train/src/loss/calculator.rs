@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use tch::Tensor;
-use vqtok_config::{Config, ModelConfig};
+use vqtok_config::{Config, ModelConfig, ModelFamily};
 
 use super::Split;
 use super::discriminator::{
@@ -23,7 +23,6 @@ use super::log::LossLog;
 use super::options::LossOptions;
 use super::traditional::TraditionalLoss;
 use super::vqlpips::VqLpipsWithDiscriminator;
-use crate::model::VqModel;
 
 /// What one autoencoder forward hands the losses.
 #[derive(Debug, Clone, Copy)]
@@ -69,13 +68,10 @@ pub struct LossCalculator {
 impl LossCalculator {
     /// Taming loss for a taming model unless `train_args.use_taming_loss` is false;
     /// `true` with a non-taming model is a config error.
-    pub fn new(
-        config: &Config,
-        model: &dyn VqModel,
-        opts: &LossOptions,
-    ) -> Result<LossCalculator, LossError> {
+    pub fn new(config: &Config, opts: &LossOptions) -> Result<LossCalculator, LossError> {
+        let is_taming = config.model.family() == ModelFamily::Taming;
         let taming = match config.train.use_taming_loss {
-            Some(true) if !model.is_taming() => {
+            Some(true) if !is_taming => {
                 return Err(LossError::Config {
                     path: "train_args.use_taming_loss".into(),
                     message: "is true but the model is not a taming VQGAN, which alone owns \
@@ -84,21 +80,13 @@ impl LossCalculator {
                 });
             }
             Some(flag) => flag,
-            None => model.is_taming(),
+            None => is_taming,
         };
         let generator = match &config.model {
             ModelConfig::Taming(args) if taming => Generator::Taming(
                 VqLpipsWithDiscriminator::new(&args.lossconfig.params, opts)?,
             ),
-            _ if taming => {
-                return Err(LossError::Config {
-                    path: "model_type".into(),
-                    message: "the model is a taming VQGAN but the config's model_args are \
-                              not taming's (no lossconfig)"
-                        .into(),
-                });
-            }
-            _ => Generator::Traditional(TraditionalLoss::new(
+            model => Generator::Traditional(TraditionalLoss::new(
                 &config.train,
                 model.output_channels(),
                 opts,

@@ -66,10 +66,6 @@ pub trait VqModel {
     fn last_layer(&self) -> Tensor;
     /// Parameters the autoencoder optimizer updates (EMA codebook state excluded).
     fn trainable_vars(&self) -> Vec<Tensor>;
-    /// Channels of the reconstruction.
-    fn output_channels(&self) -> usize;
-    /// True for the taming family (VQModel / EMAVQ), which owns VQLPIPSWithDiscriminator.
-    fn is_taming(&self) -> bool;
 }
 
 /// Builds the model `cfg` describes under `vs` (the seed's `create_model`; the config

@@ -181,7 +181,7 @@ pub fn eval_checkpoint(
     batches: usize,
 ) -> Result<EvalReport, TrainError> {
     let LoadedModel { vs: _vs, model } = open_model(&cfg.model, &ck.model_path(), device)?;
-    let mut calc = LossCalculator::new(cfg, model.as_ref(), &LossOptions::new(device))?;
+    let mut calc = LossCalculator::new(cfg, &LossOptions::new(device))?;
     let named: HashMap<String, Tensor> = Tensor::read_safetensors(ck.model_path())?
         .into_iter()
         .collect();

@@ -135,7 +135,7 @@ impl Trainer {
         let model = create_model(&cfg.model, &vs.root())?;
         let levels = cfg.model.levels();
         let loss_opts = LossOptions::new(device);
-        let calc = LossCalculator::new(&cfg, model.as_ref(), &loss_opts)?;
+        let calc = LossCalculator::new(&cfg, &loss_opts)?;
         let opt_ae = Adam::new(
             model.trainable_vars(),
             AdamConfig::from_train_args(&cfg.train),

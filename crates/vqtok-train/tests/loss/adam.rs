@@ -23,6 +23,25 @@ fn values(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(&t.detach()).unwrap()
 }
 
+/// One optimizer step with `p`'s gradient set to `g`.
+fn step(opt: &mut Adam, p: &Tensor, g: &[f64; 3]) {
+    opt.zero_grad();
+    set_grad(p, g);
+    opt.step();
+}
+
+/// Three steps with `GRADS` from `param()`, checking the parameter against PyTorch's after
+/// each; returns the optimizer.
+fn steps_match_pytorch(cfg: AdamConfig, want: [[f64; 3]; 3]) -> Adam {
+    let p = param();
+    let mut opt = Adam::new(vec![p.shallow_clone()], cfg);
+    for (g, w) in GRADS.iter().zip(want) {
+        step(&mut opt, &p, g);
+        assert_values(&p, &w);
+    }
+    opt
+}
+
 /// 1e-15 absolute: same float64 formula as PyTorch, at most a few ulps of rounding.
 fn assert_values(got: &Tensor, want: &[f64]) {
     for (g, w) in values(got).iter().zip(want) {
@@ -32,23 +51,16 @@ fn assert_values(got: &Tensor, want: &[f64]) {
 
 #[test]
 fn three_steps_match_pytorch() {
-    let p = param();
     let cfg = AdamConfig {
         lr: 0.1,
         ..Default::default()
     };
-    let mut opt = Adam::new(vec![p.shallow_clone()], cfg);
     let want = [
         [0.900000002, -1.900000001, 0.5],
         [0.8196959063846518, -1.8488973939904945, 0.5744136820059964],
         [0.7986246117635082, -1.8093949307841701, 0.6319143661705848],
     ];
-    for (g, w) in GRADS.iter().zip(want) {
-        opt.zero_grad();
-        set_grad(&p, g);
-        opt.step();
-        assert_values(&p, &w);
-    }
+    let opt = steps_match_pytorch(cfg, want);
     let state: HashMap<String, Tensor> = opt.state_dict().into_iter().collect();
     assert_eq!(state["0.step"].int64_value(&[]), 3);
     assert_values(
@@ -67,25 +79,18 @@ fn three_steps_match_pytorch() {
 
 #[test]
 fn weight_decay_and_taming_betas_match_pytorch() {
-    let p = param();
     let cfg = AdamConfig {
         lr: 0.01,
         betas: (0.5, 0.9),
         eps: 1e-8,
         weight_decay: 0.1,
     };
-    let mut opt = Adam::new(vec![p.shallow_clone()], cfg);
     let want = [
         [0.9900000001666667, -1.9900000000833333, 0.4900000019999996],
         [0.9823954497655476, -1.9851648529939236, 0.49911034135157306],
         [0.9816551092278363, -1.980898557587379, 0.50385374748108],
     ];
-    for (g, w) in GRADS.iter().zip(want) {
-        opt.zero_grad();
-        set_grad(&p, g);
-        opt.step();
-        assert_values(&p, &w);
-    }
+    steps_match_pytorch(cfg, want);
 }
 
 #[test]
@@ -113,9 +118,7 @@ fn state_round_trips_and_the_resumed_optimizer_continues_identically() {
     let p = param();
     let mut opt = Adam::new(vec![p.shallow_clone()], cfg);
     for g in &GRADS[..2] {
-        opt.zero_grad();
-        set_grad(&p, g);
-        opt.step();
+        step(&mut opt, &p, g);
     }
     let saved: HashMap<String, Tensor> = opt.state_dict().into_iter().collect();
 
@@ -124,9 +127,7 @@ fn state_round_trips_and_the_resumed_optimizer_continues_identically() {
     let mut resumed = Adam::new(vec![q.shallow_clone()], cfg);
     resumed.load_state_dict(&saved).unwrap();
     for (o, param) in [(&mut opt, &p), (&mut resumed, &q)] {
-        o.zero_grad();
-        set_grad(param, &GRADS[2]);
-        o.step();
+        step(o, param, &GRADS[2]);
     }
     // Same state + same gradient → bit-identical parameters.
     assert!(p.equal(&q));

@@ -4,12 +4,12 @@
 //! Tolerance 1e-10 relative: both sides compute the same f64 quantities, only
 //! summation order differs.
 
-use crate::support::{assert_close, lpips_weights, scalar};
+use crate::support::{assert_close, lpips_weights, reconstruction, scalar};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{DiscLoss, LossParams};
 use vqtok_train::loss::{
-    Discriminator, DiscriminatorSpec, LossError, LossOptions, Lpips, Reconstruction, Split,
+    Discriminator, DiscriminatorSpec, LossError, LossOptions, Lpips, Split,
     VqLpipsWithDiscriminator,
 };
 use vqtok_train::model::{ModelError, ModelOutput, VqModel};
@@ -100,12 +100,7 @@ fn compare_at(step: u64) {
 
     let out = model.forward_t(&x, true).unwrap();
     let last_layer = model.last_layer();
-    let r = Reconstruction {
-        inputs: &x,
-        recon: &out.recon,
-        vq_loss: &out.vq_loss,
-        last_layer: &last_layer,
-    };
+    let r = reconstruction(&x, &out, &last_layer);
     let ours = loss
         .generator_step(&r, step, Some(&disc), Split::Train)
         .unwrap();
@@ -147,14 +142,9 @@ fn compare_at(step: u64) {
     }
 }
 
-#[test]
-fn equals_taming_after_disc_start() {
-    compare_at(DISC_START);
-}
-
-#[test]
-fn equals_taming_before_disc_start_without_running_the_discriminator() {
-    compare_at(DISC_START - 1);
+vqtok_testkit::test_cases! { compare_at;
+    equals_taming_after_disc_start: (DISC_START);
+    equals_taming_before_disc_start_without_running_the_discriminator: (DISC_START - 1);
 }
 
 #[test]
@@ -172,13 +162,12 @@ fn a_last_layer_outside_the_graph_is_an_error_not_a_panic() {
     let x = Tensor::randn([1, 3, 16, 16], (Kind::Double, Device::Cpu));
     let out = model.forward_t(&x, true).unwrap();
     let stranger = Tensor::zeros([3, 8, 3, 3], (Kind::Double, Device::Cpu)).set_requires_grad(true);
-    let r = Reconstruction {
-        inputs: &x,
-        recon: &out.recon,
-        vq_loss: &out.vq_loss,
-        last_layer: &stranger,
-    };
-    let res = loss.generator_step(&r, 9, Some(&disc), Split::Train);
+    let res = loss.generator_step(
+        &reconstruction(&x, &out, &stranger),
+        9,
+        Some(&disc),
+        Split::Train,
+    );
     assert!(matches!(res, Err(LossError::LastLayerUnused)), "{res:?}");
 }
 
@@ -243,13 +232,5 @@ impl VqModel for ToyModel {
 
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.vs.trainable_variables()
-    }
-
-    fn output_channels(&self) -> usize {
-        3
-    }
-
-    fn is_taming(&self) -> bool {
-        true
     }
 }

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::MutexGuard;
 
-use crate::support::{lpips_weights, taming_tiny};
+use crate::support::{lpips_weights, reconstruction, taming_tiny, var_copies};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
 use vqtok_train::loss::{
-    GeneratorOutput, LossCalculator, LossError, LossOptions, Reconstruction, Split, Update,
-    UpdateSettings,
+    GeneratorOutput, LossCalculator, LossError, LossOptions, Split, Update, UpdateSettings,
 };
 use vqtok_train::model::{ModelOutput, VqModel, create_model};
 use vqtok_train::optim::{Adam, AdamConfig};
@@ -45,16 +45,7 @@ fn build(config: &Config) -> (VarStore, Box<dyn VqModel>) {
 
 /// Copies of every discriminator variable, sorted by name.
 fn disc_state(c: &LossCalculator) -> Vec<(String, Tensor)> {
-    let mut vars: Vec<(String, Tensor)> = c
-        .discriminator()
-        .unwrap()
-        .var_store()
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k, v.copy()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
+    var_copies(c.discriminator().unwrap().var_store())
 }
 
 fn same(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
@@ -76,57 +67,69 @@ fn generator(
     step: u64,
 ) -> GeneratorOutput {
     let last = model.last_layer();
-    let r = Reconstruction {
-        inputs: x,
-        recon: &out.recon,
-        vq_loss: &out.vq_loss,
-        last_layer: &last,
-    };
-    c.generator_step(&r, step, Split::Train).unwrap()
+    c.generator_step(&reconstruction(x, out, &last), step, Split::Train)
+        .unwrap()
 }
 
-/// One training step as the trainer runs it; returns what the discriminator did.
-fn train_step(
-    c: &mut LossCalculator,
-    model: &dyn VqModel,
-    opt: &mut Adam,
-    x: &Tensor,
-    step: u64,
-) -> Update {
-    let out = model.forward_t(x, true).unwrap();
-    let g = generator(c, model, x, &out, step);
-    opt.zero_grad();
-    g.backward_loss.as_ref().unwrap().backward();
-    opt.step();
-    let last = model.last_layer();
-    let r = Reconstruction {
-        inputs: x,
-        recon: &out.recon,
-        vq_loss: &out.vq_loss,
-        last_layer: &last,
-    };
-    c.discriminator_step(&r, step, &SETTINGS).unwrap()
+/// The VQVAE config's model, its calculator and its Adam as the trainer sets them up, and
+/// a batch, all drawn with libtorch's generator seeded and held.
+struct Trainer {
+    _rng: MutexGuard<'static, ()>,
+    config: Config,
+    _vs: VarStore,
+    model: Box<dyn VqModel>,
+    calc: LossCalculator,
+    opt: Adam,
+    x: Tensor,
+}
+
+impl Trainer {
+    fn seeded(seed: i64) -> Trainer {
+        let _rng = crate::support::seeded(seed);
+        let config = Config::parse(VQVAE).unwrap();
+        let (_vs, model) = build(&config);
+        let calc = LossCalculator::new(&config, &opts()).unwrap();
+        let opt = Adam::new(
+            model.trainable_vars(),
+            AdamConfig::from_train_args(&config.train),
+        );
+        let x = batch();
+        Trainer {
+            _rng,
+            config,
+            _vs,
+            model,
+            calc,
+            opt,
+            x,
+        }
+    }
+
+    /// One training step as the trainer runs it; returns what the discriminator did.
+    fn step(&mut self, step: u64) -> Update {
+        let (c, model, x) = (&mut self.calc, self.model.as_ref(), &self.x);
+        let out = model.forward_t(x, true).unwrap();
+        let g = generator(c, model, x, &out, step);
+        self.opt.zero_grad();
+        g.backward_loss.as_ref().unwrap().backward();
+        self.opt.step();
+        let last = model.last_layer();
+        c.discriminator_step(&reconstruction(x, &out, &last), step, &SETTINGS)
+            .unwrap()
+    }
 }
 
 #[test]
 fn discriminator_moves_exactly_on_its_steps() {
-    let _rng = crate::support::seeded(1);
-    let config = Config::parse(VQVAE).unwrap();
-    let (_vs, model) = build(&config);
-    let mut c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
-    let mut opt = Adam::new(
-        model.trainable_vars(),
-        AdamConfig::from_train_args(&config.train),
-    );
-    let x = batch();
+    let mut t = Trainer::seeded(1);
     // disc_start 2, every 2 steps: D updates at 2, 4, 6.
     for step in 0..7u64 {
-        let before = disc_state(&c);
-        let update = train_step(&mut c, model.as_ref(), &mut opt, &x, step);
+        let before = disc_state(&t.calc);
+        let update = t.step(step);
         let expected = step >= 2 && step % 2 == 0;
         assert_eq!(matches!(update, Update::Done(_)), expected, "step {step}");
-        assert_eq!(c.discriminator().unwrap().updates_at(step), expected);
-        let after = disc_state(&c);
+        assert_eq!(t.calc.discriminator().unwrap().updates_at(step), expected);
+        let after = disc_state(&t.calc);
         // Parameters move only on D steps. From disc_start on the generator pass runs
         // D in train mode, so BatchNorm running stats move on every step; before it D
         // is not run at all.
@@ -150,7 +153,7 @@ fn discriminator_moves_exactly_on_its_steps() {
 fn the_loss_adds_up_and_the_gan_term_waits_for_disc_start() {
     let config = Config::parse(VQVAE).unwrap();
     let (_vs, model) = build(&config);
-    let c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
+    let c = LossCalculator::new(&config, &opts()).unwrap();
     assert!(!c.use_taming_loss());
     let x = batch();
     let out = model.forward_t(&x, true).unwrap();
@@ -196,7 +199,7 @@ fn the_gan_term_is_balanced_by_taming_s_adaptive_weight() {
     vs.double();
     let mut o = opts();
     o.kind = Kind::Double;
-    let c = LossCalculator::new(&config, model.as_ref(), &o).unwrap();
+    let c = LossCalculator::new(&config, &o).unwrap();
     let x = batch().to_kind(Kind::Double);
     let out = model.forward_t(&x, true).unwrap();
     let last = model.last_layer();
@@ -234,25 +237,12 @@ fn the_gan_term_is_balanced_by_taming_s_adaptive_weight() {
 
 #[test]
 fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
-    let _rng = crate::support::seeded(2);
-    let config = Config::parse(VQVAE).unwrap();
-    let (_vs, model) = build(&config);
-    let mut a = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
-    let mut opt = Adam::new(
-        model.trainable_vars(),
-        AdamConfig::from_train_args(&config.train),
-    );
-    let x = batch();
+    let mut t = Trainer::seeded(2);
     for step in 0..5 {
-        train_step(&mut a, model.as_ref(), &mut opt, &x, step);
+        t.step(step);
     }
-    let state = a.checkpoint_state().unwrap();
-    let weights: HashMap<String, Tensor> = state
-        .weights
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k, v.copy()))
-        .collect();
+    let state = t.calc.checkpoint_state().unwrap();
+    let weights: HashMap<String, Tensor> = var_copies(state.weights).into_iter().collect();
     assert!(weights.contains_key("loss.discriminator.main.3.running_var"));
     let optimizer: HashMap<String, Tensor> = state.optimizer.into_iter().collect();
     assert_eq!(
@@ -262,30 +252,25 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     );
 
     // A fresh calculator (different random D) restored from the state.
-    let mut b = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
-    assert!(!same(&disc_state(&a), &disc_state(&b)));
+    let mut b = LossCalculator::new(&t.config, &opts()).unwrap();
+    assert!(!same(&disc_state(&t.calc), &disc_state(&b)));
     let source = Path::new("ckpt");
     b.load_checkpoint_state(&weights, Some(&optimizer), source)
         .unwrap();
-    assert!(same(&disc_state(&a), &disc_state(&b)));
+    assert!(same(&disc_state(&t.calc), &disc_state(&b)));
 
     // Same inputs from here: both discriminators take bit-identical steps, which
     // needs the Adam moments restored, not just the weights.
-    let out = model.forward_t(&x, true).unwrap();
-    let last = model.last_layer();
-    let r = Reconstruction {
-        inputs: &x,
-        recon: &out.recon,
-        vq_loss: &out.vq_loss,
-        last_layer: &last,
-    };
-    for c in [&mut a, &mut b] {
+    let out = t.model.forward_t(&t.x, true).unwrap();
+    let last = t.model.last_layer();
+    let r = reconstruction(&t.x, &out, &last);
+    for c in [&mut t.calc, &mut b] {
         assert!(matches!(
             c.discriminator_step(&r, 6, &SETTINGS).unwrap(),
             Update::Done(_)
         ));
     }
-    assert!(same(&disc_state(&a), &disc_state(&b)));
+    assert!(same(&disc_state(&t.calc), &disc_state(&b)));
 
     // A state with a missing tensor names the checkpoint.
     let mut partial = optimizer;
@@ -302,18 +287,13 @@ fn no_gan_means_no_discriminator_and_no_state() {
     let mut config = Config::parse(VQVAE).unwrap();
     config.train.traditional_loss.gan_weight = 0.0;
     let (_vs, model) = build(&config);
-    let mut c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
+    let mut c = LossCalculator::new(&config, &opts()).unwrap();
     assert!(c.discriminator().is_none());
     assert!(c.checkpoint_state().is_none());
     let x = batch();
     let out = model.forward_t(&x, true).unwrap();
     let last = model.last_layer();
-    let r = Reconstruction {
-        inputs: &x,
-        recon: &out.recon,
-        vq_loss: &out.vq_loss,
-        last_layer: &last,
-    };
+    let r = reconstruction(&x, &out, &last);
     assert!(matches!(
         c.discriminator_step(&r, 10, &SETTINGS).unwrap(),
         Update::NotDue
@@ -323,10 +303,9 @@ fn no_gan_means_no_discriminator_and_no_state() {
 #[test]
 fn taming_model_gets_the_taming_loss_and_a_discriminator_with_its_own_adam() {
     let config = Config::from_path(taming_tiny("param.json")).unwrap();
-    let (_vs, model) = build(&config);
     let mut o = opts();
     o.lpips_weights = Some(lpips_weights());
-    let c = LossCalculator::new(&config, model.as_ref(), &o).unwrap();
+    let c = LossCalculator::new(&config, &o).unwrap();
     assert!(c.use_taming_loss());
     let d = c.discriminator().unwrap();
     assert_eq!(d.spec().adam.lr, 1e-3);
@@ -340,8 +319,7 @@ fn taming_model_gets_the_taming_loss_and_a_discriminator_with_its_own_adam() {
 fn use_taming_loss_false_sends_a_taming_model_down_the_traditional_path() {
     let mut config = Config::from_path(taming_tiny("param.json")).unwrap();
     config.train.use_taming_loss = Some(false);
-    let (_vs, model) = build(&config);
-    let c = LossCalculator::new(&config, model.as_ref(), &opts()).unwrap();
+    let c = LossCalculator::new(&config, &opts()).unwrap();
     assert!(!c.use_taming_loss());
     // traditional_loss.gan_weight defaults to 0: no discriminator.
     assert!(c.discriminator().is_none());
@@ -353,8 +331,7 @@ fn use_taming_loss_true_with_a_non_taming_model_is_a_config_error() {
     // model it is given as well.
     let mut config = Config::parse(VQVAE).unwrap();
     config.train.use_taming_loss = Some(true);
-    let (_vs, model) = build(&config);
-    match LossCalculator::new(&config, model.as_ref(), &opts()) {
+    match LossCalculator::new(&config, &opts()) {
         Err(LossError::Config { path, .. }) => assert_eq!(path, "train_args.use_taming_loss"),
         other => panic!("expected a config error, got {other:?}"),
     }
@@ -364,9 +341,8 @@ fn use_taming_loss_true_with_a_non_taming_model_is_a_config_error() {
 fn perceptual_loss_without_weights_is_one_clear_error() {
     let mut config = Config::parse(VQVAE).unwrap();
     config.train.traditional_loss.perceptual_weight = 0.1;
-    let (_vs, model) = build(&config);
     let mut o = opts();
     o.lpips_weights = Some("/nonexistent/lpips.safetensors".into());
-    let err = LossCalculator::new(&config, model.as_ref(), &o).unwrap_err();
+    let err = LossCalculator::new(&config, &o).unwrap_err();
     assert!(matches!(err, LossError::LpipsWeightsMissing(_)), "{err:?}");
 }

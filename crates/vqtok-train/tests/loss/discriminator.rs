@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::{fixtures, read_tensors, taming_tiny};
+use crate::support::{fixtures, read_tensors, taming_tiny, var_copies};
 use tch::{Device, Kind, Tensor};
 use vqtok_config::DiscLoss;
 use vqtok_train::loss::{Discriminator, DiscriminatorConfig, DiscriminatorSpec, LossOptions};
@@ -25,18 +25,6 @@ fn disc(in_channels: usize, ndf: usize, n_layers: usize, use_actnorm: bool) -> D
         adam: AdamConfig::default(),
     };
     Discriminator::new(&spec, &LossOptions::new(Device::Cpu)).unwrap()
-}
-
-/// Copies of every variable (a snapshot to compare against later).
-fn snapshot(d: &Discriminator) -> Vec<(String, Tensor)> {
-    let mut vars: Vec<(String, Tensor)> = d
-        .var_store()
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k, v.copy()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
 }
 
 fn shapes(d: &Discriminator) -> BTreeMap<String, Vec<i64>> {
@@ -189,9 +177,9 @@ fn initialisation_follows_taming_weights_init() {
 fn train_mode_updates_running_stats_and_counters_eval_mode_does_not() {
     let d = disc(3, 8, 2, false);
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
-    let before = snapshot(&d);
+    let before = var_copies(d.var_store());
     let _ = d.logits(&x, false);
-    for ((k, a), (_, b)) in before.iter().zip(snapshot(&d)) {
+    for ((k, a), (_, b)) in before.iter().zip(var_copies(d.var_store())) {
         assert!(a.equal(&b), "eval forward changed {k}");
     }
     let _ = d.logits(&x, true);
@@ -226,23 +214,20 @@ fn actnorm_initialises_from_the_first_training_batch_only() {
     let scale = v["loss.discriminator.main.3.scale"].copy();
     // loc = −mean, scale = 1/(std + 1e-6) of main.2's output: recompute that output
     // with the loaded conv and check the normalised activations per channel.
-    let h = x.conv2d(
-        &v["loss.discriminator.main.0.weight"],
-        Some(&v["loss.discriminator.main.0.bias"]),
-        [2, 2],
-        [1, 1],
-        [1, 1],
-        1,
-    );
+    let conv = |h: &Tensor, layer: usize, stride: i64| {
+        let param = |p: &str| &v[&format!("loss.discriminator.main.{layer}.{p}")];
+        h.conv2d(
+            param("weight"),
+            Some(param("bias")),
+            [stride, stride],
+            [1, 1],
+            [1, 1],
+            1,
+        )
+    };
+    let h = conv(&x, 0, 2);
     let h = h.maximum(&(&h * 0.2));
-    let h = h.conv2d(
-        &v["loss.discriminator.main.2.weight"],
-        Some(&v["loss.discriminator.main.2.bias"]),
-        [1, 1],
-        [1, 1],
-        [1, 1],
-        1,
-    );
+    let h = conv(&h, 2, 1);
     let y = &scale * (h + &loc);
     let flat = y.transpose(0, 1).reshape([16, -1]);
     // f32 statistics over 4·15·15 values per channel: 1e-4 absolute.

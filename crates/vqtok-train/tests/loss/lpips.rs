@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{fixtures, lpips_weights, scalar};
+use crate::support::{assert_contains_all, fixtures, lpips_weights, scalar};
 use tch::{Device, Kind, Tensor};
 use vqtok_train::loss::{LossError, Lpips};
 
@@ -74,14 +74,14 @@ fn a_missing_weights_file_names_the_file_and_the_two_ways_out() {
     let missing = Path::new("/nonexistent/lpips_vgg16_v0.1.safetensors");
     let err = Lpips::load(missing, Device::Cpu, Kind::Float).unwrap_err();
     assert!(matches!(err, LossError::LpipsWeightsMissing(_)), "{err:?}");
-    let msg = err.to_string();
-    for needle in [
-        "/nonexistent/lpips_vgg16_v0.1.safetensors",
-        "cargo xtask setup",
-        "perceptual_weight: 0",
-    ] {
-        assert!(msg.contains(needle), "`{needle}` not in: {msg}");
-    }
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "/nonexistent/lpips_vgg16_v0.1.safetensors",
+            "cargo xtask setup",
+            "perceptual_weight: 0",
+        ],
+    );
 }
 
 #[test]

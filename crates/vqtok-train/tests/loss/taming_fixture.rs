@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::support::{assert_close, lpips_weights, read_tensors, scalar, taming_tiny};
+use crate::support::{assert_close, lpips_weights, read_tensors, scalar, taming_tiny, var_copies};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{Config, ModelConfig};
@@ -65,23 +65,18 @@ fn taming_model(kind: Kind, load: bool) -> (VarStore, TamingModel) {
 }
 
 /// The calculator for the fixture, its discriminator loaded from the fixture.
-fn calculator(
-    kind: Kind,
-    model: &TamingModel,
-    tensors: &HashMap<String, Tensor>,
-) -> LossCalculator {
-    let mut calc = LossCalculator::new(&config(), model, &options(kind)).unwrap();
+fn calculator(kind: Kind, tensors: &HashMap<String, Tensor>) -> LossCalculator {
+    let mut calc = LossCalculator::new(&config(), &options(kind)).unwrap();
     calc.load_checkpoint_state(tensors, None, Path::new("model.safetensors"))
         .unwrap();
     calc
 }
 
 fn fixture(kind: Kind) -> Fixture {
-    let (_vs, model) = taming_model(kind, false);
     let tensors = read_tensors(&taming_tiny("model.safetensors"));
     Fixture {
         expected: read_tensors(&taming_tiny("expected.safetensors")),
-        calc: calculator(kind, &model, &tensors),
+        calc: calculator(kind, &tensors),
         model: tensors,
         kind,
     }
@@ -126,18 +121,6 @@ impl Fixture {
     }
 }
 
-/// Copies of the discriminator's variables, sorted by name.
-fn snapshot(d: &Discriminator) -> Vec<(String, Tensor)> {
-    let mut vars: Vec<(String, Tensor)> = d
-        .var_store()
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k, v.copy()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
-
 fn lpips_x_xrec(kind: Kind) {
     let f = fixture(kind);
     let net = Lpips::load(&lpips_weights(), Device::Cpu, kind).unwrap();
@@ -145,14 +128,9 @@ fn lpips_x_xrec(kind: Kind) {
     f.check("lpips(x, xrec)", &d, "lpips_x_xrec");
 }
 
-#[test]
-fn lpips_matches_the_fixture_in_f64() {
-    lpips_x_xrec(Kind::Double);
-}
-
-#[test]
-fn lpips_matches_the_fixture_in_f32() {
-    lpips_x_xrec(Kind::Float);
+vqtok_testkit::test_cases! { lpips_x_xrec;
+    lpips_matches_the_fixture_in_f64: (Kind::Double);
+    lpips_matches_the_fixture_in_f32: (Kind::Float);
 }
 
 /// Generator pass at global_step 1 (disc_start 0), then the discriminator pass on
@@ -192,20 +170,15 @@ fn both_passes(kind: Kind) {
     assert_eq!(tracked, before + 3);
 }
 
-#[test]
-fn generator_and_discriminator_passes_match_the_fixture_in_f64() {
-    both_passes(Kind::Double);
-}
-
-#[test]
-fn generator_and_discriminator_passes_match_the_fixture_in_f32() {
-    both_passes(Kind::Float);
+vqtok_testkit::test_cases! { both_passes;
+    generator_and_discriminator_passes_match_the_fixture_in_f64: (Kind::Double);
+    generator_and_discriminator_passes_match_the_fixture_in_f32: (Kind::Float);
 }
 
 #[test]
 fn validation_uses_running_stats_and_no_adaptive_weight() {
     let f = fixture(Kind::Double);
-    let before = snapshot(f.disc());
+    let before = var_copies(f.disc().var_store());
     let ae = f.generator(Split::Val);
     let keys: Vec<&str> = ae.log.keys().collect();
     assert_eq!(
@@ -236,7 +209,7 @@ fn validation_uses_running_stats_and_no_adaptive_weight() {
         ["val/disc_loss", "val/logits_real", "val/logits_fake"]
     );
     assert!(!d.loss.requires_grad());
-    for ((k, a), (_, b)) in before.iter().zip(snapshot(f.disc())) {
+    for ((k, a), (_, b)) in before.iter().zip(var_copies(f.disc().var_store())) {
         assert!(a.equal(&b), "validation changed {k}");
     }
 }
@@ -247,7 +220,7 @@ fn validation_uses_running_stats_and_no_adaptive_weight() {
 fn full_step(kind: Kind, rtol: f64) {
     let (vs, model) = taming_model(kind, true);
     let tensors = read_tensors(&taming_tiny("model.safetensors"));
-    let mut calc = calculator(kind, &model, &tensors);
+    let mut calc = calculator(kind, &tensors);
     let mut opt_ae = Adam::new(
         vqtok_train::model::VqModel::trainable_vars(&model),
         AdamConfig::from_train_args(&config().train),
@@ -289,14 +262,9 @@ fn full_step(kind: Kind, rtol: f64) {
     }
 }
 
-#[test]
-fn one_training_step_of_the_taming_model_matches_the_fixture_in_f64() {
-    full_step(Kind::Double, 1e-11);
-}
-
-#[test]
-fn one_training_step_of_the_taming_model_matches_the_fixture_in_f32() {
-    full_step(Kind::Float, 1e-4);
+vqtok_testkit::test_cases! { full_step;
+    one_training_step_of_the_taming_model_matches_the_fixture_in_f64: (Kind::Double, 1e-11);
+    one_training_step_of_the_taming_model_matches_the_fixture_in_f32: (Kind::Float, 1e-4);
 }
 
 #[test]

@@ -80,7 +80,6 @@ fn vqvae_state_dict_follows_docs() {
     assert_eq!(shapes(&vs), want);
     assert_eq!(model.trainable_vars().len(), want.len());
     assert_eq!(model.last_layer().size(), vec![h / 2, 3, 4, 4]);
-    assert!(!model.is_taming());
 
     // PyTorch's ConvTranspose2d init: fan_in = weight.size(1)·k·k = out·16.
     let up0 = &vs.variables()["decoder.up.0.weight"];

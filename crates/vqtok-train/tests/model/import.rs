@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{assert_close, read_tensors, taming_tiny, workspace_root};
+use crate::support::{
+    assert_close, assert_contains_all, read_tensors, taming_tiny, workspace_root,
+};
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 use vqtok_config::Config;
@@ -96,14 +98,15 @@ fn lightning_checkpoint_imports_to_the_fixture_weights() {
         String::from_utf8_lossy(&res.stderr)
     );
     assert!(!marker.exists(), "the checkpoint's payload was executed");
-    for needle in [
-        "encoder.*",
-        "loss.discriminator.*",
-        "dropped loss.perceptual_loss.* (2 tensors)",
-        "global_step 1234",
-    ] {
-        assert!(stdout.contains(needle), "report lacks {needle}:\n{stdout}");
-    }
+    assert_contains_all(
+        &stdout,
+        &[
+            "encoder.*",
+            "loss.discriminator.*",
+            "dropped loss.perceptual_loss.* (2 tensors)",
+            "global_step 1234",
+        ],
+    );
 
     // Exactly the fixture's tensors (autoencoder + discriminator), bit for bit.
     let want = read_tensors(&fixture);

@@ -211,6 +211,20 @@ fn dead_codes_restart_on_batch_latents() {
     );
 }
 
+/// A 64-code, 4-dim EMA quantizer with the default EMA settings, as `quantize` in its own
+/// f64 store.
+fn default_ema_quantizer() -> (VarStore, EmaQuantizer) {
+    let vs = f64_store();
+    let q = EmaQuantizer::new(
+        &Vars::new(&vs.root().sub("quantize")),
+        64,
+        4,
+        0.25,
+        &EmaArgs::default(),
+    );
+    (vs, q)
+}
+
 /// Data init happens once, on a fresh state, and "initialised" is read from the saved
 /// state: a quantizer restored from a checkpoint continues exactly like the original.
 #[test]
@@ -218,14 +232,7 @@ fn data_init_is_derived_from_state_so_resume_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ema.safetensors");
     let _rng = crate::support::seeded(11);
-    let vs_a = f64_store();
-    let a = EmaQuantizer::new(
-        &Vars::new(&vs_a.root().sub("quantize")),
-        64,
-        4,
-        0.25,
-        &EmaArgs::default(),
-    );
+    let (vs_a, a) = default_ema_quantizer();
     assert_eq!(
         a.state().cluster_size.sum(Kind::Double).double_value(&[]),
         0.0
@@ -238,14 +245,7 @@ fn data_init_is_derived_from_state_so_resume_is_exact() {
     vqtok_train::state_dict::save_state_dict(&path, &[("", &vs_a)]).expect("save");
 
     tch::manual_seed(12);
-    let vs_b = f64_store();
-    let b = EmaQuantizer::new(
-        &Vars::new(&vs_b.root().sub("quantize")),
-        64,
-        4,
-        0.25,
-        &EmaArgs::default(),
-    );
+    let (vs_b, b) = default_ema_quantizer();
     vqtok_train::state_dict::load_state_dict(&vs_b, &path, &Default::default()).expect("load");
     let second = Tensor::randn([4, 4, 8, 8], F64);
     tch::manual_seed(13);

@@ -1,7 +1,7 @@
 //! Strict safetensors state dicts: every problem listed at once, prefixes, dtype
 //! conversion, and save → load round trips.
 
-use crate::support::{assert_close, read_tensors, taming_tiny};
+use crate::support::{assert_close, assert_contains_all, read_tensors, taming_tiny};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vqtok_config::Config;
@@ -73,15 +73,15 @@ fn strict_load_lists_every_problem_and_names_the_file() {
         }
         other => panic!("unexpected error {other:?}"),
     }
-    let msg = err.to_string();
-    for needle in [
-        "broken.safetensors",
-        "decoder.conv_out.bias",
-        "decoder.extra.weight",
-        "quant_conv.weight",
-    ] {
-        assert!(msg.contains(needle), "message lacks {needle}: {msg}");
-    }
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "broken.safetensors",
+            "decoder.conv_out.bias",
+            "decoder.extra.weight",
+            "quant_conv.weight",
+        ],
+    );
 
     // Non-strict (taming's init_from_ckpt): missing/unexpected only reported, but a
     // shape conflict still fails.

@@ -79,14 +79,9 @@ fn check_parity(kind: Kind, rtol: f64) {
     );
 }
 
-#[test]
-fn tiny_vqgan_matches_taming_in_f64() {
-    check_parity(Kind::Double, 1e-9);
-}
-
-#[test]
-fn tiny_vqgan_matches_taming_in_f32() {
-    check_parity(Kind::Float, 1e-4);
+vqtok_testkit::test_cases! { check_parity;
+    tiny_vqgan_matches_taming_in_f64: (Kind::Double, 1e-9);
+    tiny_vqgan_matches_taming_in_f32: (Kind::Float, 1e-4);
 }
 
 fn taming_ema_args() -> EmaArgs {

@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
+use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 use vqtok_config::Config;
-pub use vqtok_testkit::{fixtures, lpips_weights, python, taming_tiny, workspace_root};
+pub use vqtok_testkit::{
+    assert_contains_all, fixtures, lpips_weights, python, taming_tiny, workspace_root,
+};
+use vqtok_train::loss::Reconstruction;
+use vqtok_train::model::ModelOutput;
 
 /// Every tensor of a safetensors file, by name.
 pub fn read_tensors(path: &Path) -> HashMap<String, Tensor> {
@@ -43,6 +48,31 @@ pub fn assert_same_ints(name: &str, got: &Tensor, want: &Tensor) {
         .sum(Kind::Int64)
         .int64_value(&[]);
     assert_eq!(differ, 0, "{name}: {differ} entries differ");
+}
+
+/// Copies of every variable of `vs`, sorted by name (a snapshot to compare against later).
+pub fn var_copies(vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.copy()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// What the loss sees of a forward pass: `inputs`, the model's output and its last layer.
+pub fn reconstruction<'a>(
+    inputs: &'a Tensor,
+    out: &'a ModelOutput,
+    last_layer: &'a Tensor,
+) -> Reconstruction<'a> {
+    Reconstruction {
+        inputs,
+        recon: &out.recon,
+        vq_loss: &out.vq_loss,
+        last_layer,
+    }
 }
 
 pub fn scalar(t: &Tensor) -> f64 {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use vqtok_config::ShortVideos;
 
-use crate::clip::{self, ClipPlan};
+use crate::clip::{ClipPlan, ClipShape};
 use crate::error::{Result, SkipReason, VideoError};
 use crate::loader::{LoaderOptions, Split};
 use crate::media::Media;
@@ -107,13 +107,17 @@ pub(crate) fn make(
     let lo = item.start_s.map_or(0, |s| slot_at(s, fps));
     let end = item.end_s.map(|e| slot_at(e, fps));
     let usable = |total: u64| end.unwrap_or(total).min(total).saturating_sub(lo);
-    let allow_loop = opts.short_videos == ShortVideos::Loop;
-    let (d, stride) = (opts.sequence_length, opts.frame_stride);
+    let d = opts.sequence_length;
+    let shape = ClipShape {
+        len: d,
+        stride: opts.frame_stride,
+        allow_loop: opts.short_videos == ShortVideos::Loop,
+    };
     let plan_for = |n: u64| -> Result<Option<ClipPlan>> {
         let plan = match &draws {
-            Some(dr) => clip::train_clip(n, d, stride, dr.start, allow_loop),
+            Some(dr) => shape.train(n, dr.start),
             None => {
-                let clips = clip::val_clips(n, d, stride, opts.val_clips_per_video, allow_loop);
+                let clips = shape.val(n, opts.val_clips_per_video);
                 if !clips.is_empty() && task.val_clip >= clips.len() {
                     return Ok(None);
                 }
@@ -125,7 +129,7 @@ pub(crate) fn make(
             None => Err(VideoError::file(
                 path,
                 SkipReason::TooShort,
-                format!("{n} frames, a clip spans {}", clip::span(d, stride)),
+                format!("{n} frames, a clip spans {}", shape.span()),
             )),
         }
     };

@@ -44,6 +44,15 @@ pub fn write_pattern(path: &Path, n: usize, fps: f64, gop: u32) {
     w.finish().unwrap();
 }
 
+/// A temporary folder holding the video `name`: `n` pattern frames at 25 fps, a key frame
+/// every `gop` frames. Returns the folder (removed on drop) and the video's path.
+pub fn pattern_in_tempdir(name: &str, n: usize, gop: u32) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join(name);
+    write_pattern(&path, n, 25.0, gop);
+    (t, path)
+}
+
 /// Frame number encoded in a decoded frame's blue channel.
 pub fn frame_number(rgb: &[u8]) -> usize {
     let blue: f64 = rgb.chunks(3).map(|p| p[2] as f64).sum::<f64>() / (rgb.len() / 3) as f64;
@@ -75,6 +84,42 @@ pub fn transcode(src: &Path, dst: &Path, codec_args: &[&str]) {
     args.extend_from_slice(codec_args);
     args.push(dst.to_str().unwrap());
     ffmpeg(&args);
+}
+
+/// The pattern video of `pattern_in_tempdir(n, gop)` re-encoded by the CLI as lossless
+/// H.264, with `filter_args` (filters, stream options) before the codec, as `name` in the
+/// same temporary folder. Returns the folder and the re-encoded video's path.
+pub fn lossless_transcoded_pattern(
+    n: usize,
+    gop: u32,
+    name: &str,
+    filter_args: &[&str],
+) -> (tempfile::TempDir, PathBuf) {
+    let (t, src) = pattern_in_tempdir("src.mp4", n, gop);
+    let dst = t.path().join(name);
+    let codec = ["-c:v", "libx264", "-qp", "0"];
+    transcode(&src, &dst, &[filter_args, &codec].concat());
+    (t, dst)
+}
+
+/// An mp4 with `seconds` of a sine tone and no video stream.
+pub fn write_audio_only(path: &Path, seconds: &str) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=duration={seconds}"),
+        "-c:a",
+        "aac",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// A y4m stream whose header claims 20000×16 pixels: one frame marker, then `padding` zeros.
+pub fn write_huge_y4m(path: &Path, padding: usize) {
+    let mut y4m = b"YUV4MPEG2 W20000 H16 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
+    y4m.extend(vec![0u8; padding]);
+    std::fs::write(path, y4m).unwrap();
 }
 
 /// RGB24 frames of `path` as the ffmpeg CLI decodes them (autorotate on).

@@ -377,18 +377,8 @@ fn broken_corpus(d: &Path) -> Vec<(&'static str, SkipReason)> {
     std::fs::write(d.join("empty.mp4"), b"").unwrap();
     std::fs::write(d.join("text.mp4"), b"plain text, not a video\n".repeat(40)).unwrap();
     std::fs::write(d.join("cut.mp4"), &good[..good.len() / 2]).unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=duration=0.3",
-        "-c:a",
-        "aac",
-        d.join("audio.mp4").to_str().unwrap(),
-    ]);
-    let mut y4m = b"YUV4MPEG2 W20000 H16 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
-    y4m.extend(vec![0u8; 4000]);
-    std::fs::write(d.join("huge.y4m"), y4m).unwrap();
+    write_audio_only(&d.join("audio.mp4"), "0.3");
+    write_huge_y4m(&d.join("huge.y4m"), 4000);
     // A PNG header claiming 100000×100000 pixels, then nothing.
     let mut ihdr = b"IHDR".to_vec();
     ihdr.extend(100_000u32.to_be_bytes());

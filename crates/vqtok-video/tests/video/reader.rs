@@ -19,9 +19,7 @@ fn decode_all(path: &Path) -> Vec<vqtok_video::TimedFrame> {
 
 #[test]
 fn writer_round_trip_keeps_every_frame_and_pixel() {
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("p.mp4");
-    write_pattern(&p, 20, 25.0, 5);
+    let (_t, p) = pattern_in_tempdir("p.mp4", 20, 5);
     let mut r = VideoReader::open(&p).unwrap();
     let m = r.meta().clone();
     assert_eq!((m.width, m.height, m.rotation), (64, 48, Rotation::R0));
@@ -87,9 +85,7 @@ fn mpeg4_fallback_writes_a_decodable_file() {
 
 #[test]
 fn other_containers_and_codecs_decode_to_the_same_frames() {
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src.mp4");
-    write_pattern(&src, 12, 25.0, 12);
+    let (t, src) = pattern_in_tempdir("src.mp4", 12, 12);
     let cases: [(&str, &[&str]); 5] = [
         ("v.webm", &["-c:v", "libvpx-vp9", "-lossless", "1"]),
         ("v.avi", &["-c:v", "mpeg4", "-q:v", "2"]),
@@ -114,10 +110,8 @@ fn other_containers_and_codecs_decode_to_the_same_frames() {
 
 #[test]
 fn seek_start_stride_fps_and_duration_select_exact_frames() {
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("p.mp4");
     // Key frames every 4 frames: a start at 0.52 s seeks to the key frame at frame 12.
-    write_pattern(&p, 24, 25.0, 4);
+    let (_t, p) = pattern_in_tempdir("p.mp4", 24, 4);
     let mut r = VideoReader::open(&p).unwrap();
     let pick = |r: &mut VideoReader, sel: FrameSelect| -> Vec<(u64, usize)> {
         r.frames(&sel)
@@ -208,23 +202,16 @@ fn seek_start_stride_fps_and_duration_select_exact_frames() {
 
 #[test]
 fn variable_frame_rate_is_resampled_to_the_grid() {
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src.mp4");
-    write_pattern(&src, 20, 25.0, 25);
     // Frames 10.. are shown 0.2 s (5 slots) later: a gap after frame 9.
-    let vfr = t.path().join("vfr.mp4");
-    transcode(
-        &src,
-        &vfr,
+    let (_t, vfr) = lossless_transcoded_pattern(
+        20,
+        25,
+        "vfr.mp4",
         &[
             "-vf",
             "setpts=(N+5*gte(N\\,10))/(25*TB)",
             "-fps_mode",
             "passthrough",
-            "-c:v",
-            "libx264",
-            "-qp",
-            "0",
         ],
     );
     let mut r = VideoReader::open(&vfr).unwrap();
@@ -244,9 +231,7 @@ fn variable_frame_rate_is_resampled_to_the_grid() {
 
 #[test]
 fn rotation_metadata_is_applied_like_the_cli() {
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src.mp4");
-    write_pattern(&src, 3, 25.0, 3);
+    let (t, src) = pattern_in_tempdir("src.mp4", 3, 3);
     for (deg, rot) in [
         ("90", Rotation::R270),
         ("180", Rotation::R180),
@@ -287,22 +272,15 @@ fn rotation_metadata_is_applied_like_the_cli() {
 
 #[test]
 fn bt709_video_is_converted_with_its_own_matrix() {
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src.mp4");
-    write_pattern(&src, 2, 25.0, 2);
-    let hd = t.path().join("hd.mp4");
-    transcode(
-        &src,
-        &hd,
+    let (t, hd) = lossless_transcoded_pattern(
+        2,
+        2,
+        "hd.mp4",
         &[
             "-vf",
             "scale=out_color_matrix=bt709",
             "-colorspace",
             "bt709",
-            "-c:v",
-            "libx264",
-            "-qp",
-            "0",
         ],
     );
     let ours = decode_all(&hd);
@@ -347,18 +325,8 @@ fn bad_files_fail_with_a_reason_and_the_file_name() {
         b"this is not a video at all, just some text\n".repeat(20),
     )
     .unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=duration=0.5",
-        "-c:a",
-        "aac",
-        d.join("audio.mp4").to_str().unwrap(),
-    ]);
-    let mut y4m = b"YUV4MPEG2 W20000 H16 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
-    y4m.extend(vec![0u8; 1000]);
-    std::fs::write(d.join("huge.y4m"), y4m).unwrap();
+    write_audio_only(&d.join("audio.mp4"), "0.5");
+    write_huge_y4m(&d.join("huge.y4m"), 1000);
     let good = d.join("good.mp4");
     write_pattern(&good, 10, 25.0, 5);
     let bytes = std::fs::read(&good).unwrap();
@@ -380,17 +348,23 @@ fn bad_files_fail_with_a_reason_and_the_file_name() {
     assert_eq!(open_err(d).0, SkipReason::Unreadable);
 }
 
-#[test]
-fn timeout_aborts_open_through_the_interrupt_callback() {
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("p.mp4");
-    write_pattern(&p, 5, 25.0, 5);
-    // A deadline already passed when FFmpeg first asks the callback: the open is aborted.
+/// Opens `path` with `timeout` for each blocking FFmpeg operation.
+fn open_with_timeout(
+    path: &Path,
+    timeout: std::time::Duration,
+) -> Result<VideoReader, vqtok_video::VideoError> {
     let opts = OpenOptions {
-        timeout: Some(std::time::Duration::from_nanos(1)),
+        timeout: Some(timeout),
         ..OpenOptions::default()
     };
-    let err = VideoReader::open_with(&p, &opts)
+    VideoReader::open_with(path, &opts)
+}
+
+#[test]
+fn timeout_aborts_open_through_the_interrupt_callback() {
+    let (_t, p) = pattern_in_tempdir("p.mp4", 5, 5);
+    // A deadline already passed when FFmpeg first asks the callback: the open is aborted.
+    let err = open_with_timeout(&p, std::time::Duration::from_nanos(1))
         .err()
         .expect("open must time out");
     assert_eq!(err.skip_reason(), Some(SkipReason::Timeout), "{err}");
@@ -398,14 +372,8 @@ fn timeout_aborts_open_through_the_interrupt_callback() {
 
 #[test]
 fn a_slow_consumer_does_not_trip_the_per_frame_timeout() {
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("p.mp4");
-    write_pattern(&p, 20, 25.0, 5);
-    let opts = OpenOptions {
-        timeout: Some(std::time::Duration::from_millis(300)),
-        ..OpenOptions::default()
-    };
-    let mut r = VideoReader::open_with(&p, &opts).unwrap();
+    let (_t, p) = pattern_in_tempdir("p.mp4", 20, 5);
+    let mut r = open_with_timeout(&p, std::time::Duration::from_millis(300)).unwrap();
     let mut n = 0;
     for f in r.frames(&FrameSelect::default()).unwrap() {
         f.unwrap();

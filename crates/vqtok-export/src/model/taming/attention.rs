@@ -8,34 +8,35 @@ use crate::onnx::{Attr, GraphBuilder};
 pub struct AttnBlock {
     channels: usize,
     norm: GroupNorm,
-    q: Conv2d,
-    k: Conv2d,
-    v: Conv2d,
+    /// q, k and v as one conv with 3C outputs (one pass over the normalised input), q's
+    /// third carrying the softmax scale C^-½ (one multiply fewer per score).
+    qkv: Conv2d,
     proj_out: Conv2d,
 }
 
 impl AttnBlock {
     pub fn new(g: &mut GraphBuilder, prefix: &str, c: usize) -> Result<Self> {
+        let p = |s: &str| format!("{prefix}.{s}");
+        let (q, k, v) = (p("q"), p("k"), p("v"));
+        let parts = [(q.as_str(), (c as f64).powf(-0.5)), (&k, 1.0), (&v, 1.0)];
         Ok(AttnBlock {
             channels: c,
-            norm: GroupNorm::new(g, &format!("{prefix}.norm"), c)?,
-            // The softmax scale is folded into q's weights: one multiply fewer per score.
-            q: Conv2d::scaled_1x1(g, &format!("{prefix}.q"), c, c, (c as f64).powf(-0.5))?,
-            k: Conv2d::new(g, &format!("{prefix}.k"), c, c, 1, 1, 0)?,
-            v: Conv2d::new(g, &format!("{prefix}.v"), c, c, 1, 1, 0)?,
-            proj_out: Conv2d::new(g, &format!("{prefix}.proj_out"), c, c, 1, 1, 0)?,
+            norm: GroupNorm::new(g, &p("norm"), c)?,
+            qkv: Conv2d::stacked_1x1(g, &parts, c, c)?,
+            proj_out: Conv2d::new(g, &p("proj_out"), c, c, 1, 1, 0)?,
         })
     }
 
     pub fn forward(&self, g: &mut GraphBuilder, x: &str) -> String {
         let n = self.norm.forward(g, x);
-        let q = self.q.forward(g, &n);
-        let k = self.k.forward(g, &n);
-        let v = self.v.forward(g, &n);
-        let flat = g.const_i64(&[0, self.channels as i64, -1]);
-        let q = g.op("Reshape", &[&q, &flat], vec![]);
-        let k = g.op("Reshape", &[&k, &flat], vec![]);
-        let v = g.op("Reshape", &[&v, &flat], vec![]);
+        let qkv = self.qkv.forward(g, &n);
+        // [N, 3C, H, W] → [N, 3, C, H·W]; q, k and v `[N, C, H·W]` are its three slices.
+        let split = g.const_i64(&[0, 3, self.channels as i64, -1]);
+        let qkv = g.op("Reshape", &[&qkv, &split], vec![]);
+        let [q, k, v] = [0, 1, 2].map(|i| {
+            let index = g.init_i64(&format!("const_i64_scalar[{i}]"), &[], &[i]);
+            g.op("Gather", &[&qkv, &index], vec![Attr::Int("axis", 1)])
+        });
         // scores[b, i, j] = Σ_c q[b, c, i]·k[b, c, j]
         let qt = g.op("Transpose", &[&q], vec![Attr::Ints("perm", vec![0, 2, 1])]);
         let scores = g.op("MatMul", &[&qt, &k], vec![]);

@@ -2,9 +2,9 @@
 
 use vqtok_config::DdConfig;
 
-use super::{Level, Mid, Upsample};
+use super::{Level, Mid, NormSwishConv, Upsample};
 use crate::error::Result;
-use crate::model::{Conv2d, GroupNorm, swish};
+use crate::model::Conv2d;
 use crate::onnx::GraphBuilder;
 
 /// z `[N, z_channels, h, w]` → `[N, out_ch, h·f, w·f]`: conv_in → mid → levels from the
@@ -15,8 +15,8 @@ pub struct Decoder {
     mid: Mid,
     /// Highest level first, in execution order.
     up: Vec<(Level, Option<Upsample>)>,
-    norm_out: GroupNorm,
-    conv_out: Conv2d,
+    /// norm_out → swish → conv_out.
+    out: NormSwishConv,
 }
 
 impl Decoder {
@@ -53,8 +53,7 @@ impl Decoder {
             conv_in,
             mid,
             up,
-            norm_out: GroupNorm::new(g, &p("norm_out"), block_in)?,
-            conv_out: Conv2d::new(g, &p("conv_out"), block_in, d.out_ch, 3, 1, 1)?,
+            out: NormSwishConv::new(g, (&p("norm_out"), &p("conv_out")), block_in, d.out_ch)?,
         })
     }
 
@@ -67,8 +66,6 @@ impl Decoder {
                 h = us.forward(g, &h);
             }
         }
-        let h = self.norm_out.forward(g, &h);
-        let h = swish(g, &h);
-        self.conv_out.forward(g, &h)
+        self.out.forward(g, &h)
     }
 }

@@ -2,9 +2,9 @@
 
 use vqtok_config::DdConfig;
 
-use super::{Downsample, Level, Mid};
+use super::{Downsample, Level, Mid, NormSwishConv};
 use crate::error::Result;
-use crate::model::{Conv2d, GroupNorm, swish};
+use crate::model::Conv2d;
 use crate::onnx::GraphBuilder;
 
 /// x `[N, in_channels, H, W]` → `[N, z_channels, H/f, W/f]`: conv_in → levels (with a
@@ -13,8 +13,8 @@ pub struct Encoder {
     conv_in: Conv2d,
     down: Vec<(Level, Option<Downsample>)>,
     mid: Mid,
-    norm_out: GroupNorm,
-    conv_out: Conv2d,
+    /// norm_out → swish → conv_out.
+    out: NormSwishConv,
 }
 
 impl Encoder {
@@ -50,8 +50,7 @@ impl Encoder {
             conv_in,
             down,
             mid: Mid::new(g, prefix, block_in)?,
-            norm_out: GroupNorm::new(g, &p("norm_out"), block_in)?,
-            conv_out: Conv2d::new(g, &p("conv_out"), block_in, d.z_channels, 3, 1, 1)?,
+            out: NormSwishConv::new(g, (&p("norm_out"), &p("conv_out")), block_in, d.z_channels)?,
         })
     }
 
@@ -64,8 +63,6 @@ impl Encoder {
             }
         }
         let h = self.mid.forward(g, &h);
-        let h = self.norm_out.forward(g, &h);
-        let h = swish(g, &h);
-        self.conv_out.forward(g, &h)
+        self.out.forward(g, &h)
     }
 }

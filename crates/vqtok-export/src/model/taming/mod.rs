@@ -13,7 +13,7 @@ use decoder::Decoder;
 use encoder::Encoder;
 use mid::Mid;
 use resample::{Downsample, Upsample};
-use resnet::ResnetBlock;
+use resnet::{NormSwishConv, ResnetBlock};
 
 use vqtok_config::TamingArgs;
 

@@ -15,15 +15,8 @@ pub struct Downsample {
 impl Downsample {
     pub fn new(g: &mut GraphBuilder, prefix: &str, c: usize, with_conv: bool) -> Result<Self> {
         let conv = if with_conv {
-            Some(Conv2d::with_pads(
-                g,
-                &format!("{prefix}.conv"),
-                c,
-                c,
-                3,
-                2,
-                [0, 0, 1, 1],
-            )?)
+            let conv = Conv2d::new(g, &format!("{prefix}.conv"), c, c, 3, 2, 0)?;
+            Some(conv.with_pads([0, 0, 1, 1]))
         } else {
             None
         };

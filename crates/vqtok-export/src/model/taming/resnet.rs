@@ -6,11 +6,39 @@ use crate::error::Result;
 use crate::model::{Conv2d, GroupNorm, swish};
 use crate::onnx::GraphBuilder;
 
+/// GroupNorm → swish → conv: the two halves of a ResnetBlock, and the output head of
+/// the Encoder and Decoder (`norm_out` → swish → `conv_out`).
+pub struct NormSwishConv {
+    norm: GroupNorm,
+    conv: Conv2d,
+}
+
+impl NormSwishConv {
+    /// `norm` and `conv` name the two layers (taming's names differ by place); the conv
+    /// is 3×3 with padding 1, `cin` → `cout`.
+    pub fn new(
+        g: &mut GraphBuilder,
+        (norm, conv): (&str, &str),
+        cin: usize,
+        cout: usize,
+    ) -> Result<Self> {
+        Ok(NormSwishConv {
+            norm: GroupNorm::new(g, norm, cin)?,
+            conv: Conv2d::new(g, conv, cin, cout, 3, 1, 1)?,
+        })
+    }
+
+    pub fn forward(&self, g: &mut GraphBuilder, x: &str) -> String {
+        let h = self.norm.forward(g, x);
+        let h = swish(g, &h);
+        self.conv.forward(g, &h)
+    }
+}
+
 pub struct ResnetBlock {
-    norm1: GroupNorm,
-    conv1: Conv2d,
-    norm2: GroupNorm,
-    conv2: Conv2d,
+    /// (norm1, conv1) and (norm2, conv2); dropout, before conv2 in training, is a no-op
+    /// at inference.
+    halves: [NormSwishConv; 2],
     nin_shortcut: Option<Conv2d>,
 }
 
@@ -18,10 +46,10 @@ impl ResnetBlock {
     pub fn new(g: &mut GraphBuilder, prefix: &str, cin: usize, cout: usize) -> Result<Self> {
         let p = |s: &str| format!("{prefix}.{s}");
         Ok(ResnetBlock {
-            norm1: GroupNorm::new(g, &p("norm1"), cin)?,
-            conv1: Conv2d::new(g, &p("conv1"), cin, cout, 3, 1, 1)?,
-            norm2: GroupNorm::new(g, &p("norm2"), cout)?,
-            conv2: Conv2d::new(g, &p("conv2"), cout, cout, 3, 1, 1)?,
+            halves: [
+                NormSwishConv::new(g, (&p("norm1"), &p("conv1")), cin, cout)?,
+                NormSwishConv::new(g, (&p("norm2"), &p("conv2")), cout, cout)?,
+            ],
             nin_shortcut: if cin != cout {
                 Some(Conv2d::new(g, &p("nin_shortcut"), cin, cout, 1, 1, 0)?)
             } else {
@@ -31,12 +59,9 @@ impl ResnetBlock {
     }
 
     pub fn forward(&self, g: &mut GraphBuilder, x: &str) -> String {
-        let h = self.norm1.forward(g, x);
-        let h = swish(g, &h);
-        let h = self.conv1.forward(g, &h);
-        let h = self.norm2.forward(g, &h);
-        let h = swish(g, &h);
-        let h = self.conv2.forward(g, &h);
+        let [first, second] = &self.halves;
+        let h = first.forward(g, x);
+        let h = second.forward(g, &h);
         let skip = match &self.nin_shortcut {
             Some(c) => c.forward(g, x),
             None => x.to_string(),

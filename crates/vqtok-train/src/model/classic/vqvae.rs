@@ -39,14 +39,7 @@ impl VqVae {
         let quant_conv = Conv2d::new(&vars.sub("quant_conv"), h, d, 1, 1, 0);
         let quantize = Quantizer::new(
             &vars.sub("quantize"),
-            &QuantizerConfig {
-                codebook_size: level.codebook_size as i64,
-                dim: d,
-                kind: a.quantizer,
-                beta: a.commitment_cost,
-                legacy: false,
-                ema: a.ema.clone(),
-            },
+            &QuantizerConfig::new(&level, a.quantizer, a.commitment_cost, false, &a.ema),
         );
         let decoder = ClassicDecoder::new(
             &vars.sub("decoder"),
@@ -108,13 +101,5 @@ impl VqModel for VqVae {
 
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.trainable.iter().map(Tensor::shallow_clone).collect()
-    }
-
-    fn output_channels(&self) -> usize {
-        self.in_channels
-    }
-
-    fn is_taming(&self) -> bool {
-        false
     }
 }

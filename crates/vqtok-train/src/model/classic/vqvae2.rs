@@ -44,14 +44,7 @@ impl VqVae2 {
         );
         let [level, _] = a.levels();
         let d = level.dim as i64;
-        let codebook = QuantizerConfig {
-            codebook_size: level.codebook_size as i64,
-            dim: d,
-            kind: a.quantizer,
-            beta: a.commitment_cost,
-            legacy: false,
-            ema: a.ema.clone(),
-        };
+        let codebook = QuantizerConfig::new(&level, a.quantizer, a.commitment_cost, false, &a.ema);
         let enc_b = ClassicEncoder::new(&vars.sub("enc_b"), cin, c, 2, rh, n_res);
         let enc_t = ClassicEncoder::new(&vars.sub("enc_t"), c, c, 1, rh, n_res);
         let quantize_conv_t = Conv2d::new(&vars.sub("quantize_conv_t"), c, d, 1, 1, 0);
@@ -74,10 +67,6 @@ impl VqVae2 {
             trainable: vars.trainable(),
             in_channels: a.in_channels,
         })
-    }
-
-    pub fn quantizers(&self) -> [&Quantizer; 2] {
-        [&self.quantize_t, &self.quantize_b]
     }
 
     /// Top latents (before quantization) and the bottom encoder's features.
@@ -147,13 +136,5 @@ impl VqModel for VqVae2 {
 
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.trainable.iter().map(Tensor::shallow_clone).collect()
-    }
-
-    fn output_channels(&self) -> usize {
-        self.in_channels
-    }
-
-    fn is_taming(&self) -> bool {
-        false
     }
 }

@@ -12,7 +12,7 @@ pub use stats::{BatchCodeStats, CodebookUsage, batch_stats, code_counts, dead_co
 pub use vq::VectorQuantizer;
 
 use tch::Tensor;
-use vqtok_config::{EmaArgs, QuantizerKind};
+use vqtok_config::{CodebookLevel, EmaArgs, QuantizerKind};
 
 use super::vars::Vars;
 use nearest::{compute_kind, flatten};
@@ -43,6 +43,26 @@ pub struct QuantizerConfig {
     /// VectorQuantizer2's `legacy` β placement (ignored by EMA).
     pub legacy: bool,
     pub ema: EmaArgs,
+}
+
+impl QuantizerConfig {
+    /// The codebook of `level` (its K and D) with the family's loss settings.
+    pub fn new(
+        level: &CodebookLevel,
+        kind: QuantizerKind,
+        beta: f64,
+        legacy: bool,
+        ema: &EmaArgs,
+    ) -> QuantizerConfig {
+        QuantizerConfig {
+            codebook_size: level.codebook_size as i64,
+            dim: level.dim as i64,
+            kind,
+            beta,
+            legacy,
+            ema: ema.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]

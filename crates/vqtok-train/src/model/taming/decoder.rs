@@ -3,22 +3,12 @@
 use tch::Tensor;
 use vqtok_config::DdConfig;
 
-use super::attention::AttnBlock;
+use super::Level;
 use super::mid::Mid;
 use super::resample::Upsample;
-use super::resnet::ResnetBlock;
 use crate::model::conv::Conv2d;
 use crate::model::norm::GroupNorm;
 use crate::model::vars::Vars;
-
-/// One resolution level, `up.{i}` (`up.0` is the highest resolution): num_res_blocks + 1
-/// `block.{j}`, `attn.{j}` where the resolution is listed, `upsample` on every level but 0.
-#[derive(Debug)]
-struct UpLevel {
-    blocks: Vec<ResnetBlock>,
-    attn: Vec<AttnBlock>,
-    upsample: Option<Upsample>,
-}
 
 /// conv_in → mid → levels from the lowest resolution up → GroupNorm → swish → conv_out.
 /// The output is linear (no tanh, no clamp).
@@ -26,8 +16,10 @@ struct UpLevel {
 pub struct Decoder {
     conv_in: Conv2d,
     mid: Mid,
-    /// Indexed by level; run from the last to the first.
-    up: Vec<UpLevel>,
+    /// `up.{i}` (`up.0` is the highest resolution; num_res_blocks + 1 blocks each) and
+    /// `up.{i}.upsample` on every level but 0. Indexed by level; run from the last to
+    /// the first.
+    up: Vec<(Level, Option<Upsample>)>,
     norm_out: GroupNorm,
     conv_out: Conv2d,
 }
@@ -40,34 +32,19 @@ impl Decoder {
         let mut curr_res = dd.resolution >> (levels - 1);
         let conv_in = Conv2d::new(&vs.sub("conv_in"), dd.z_channels as i64, block_in, 3, 1, 1);
         let mid = Mid::new(&vs.sub("mid"), block_in, dd.dropout);
-        let mut up: Vec<UpLevel> = Vec::with_capacity(levels);
+        let mut up = Vec::with_capacity(levels);
         for i in (0..levels).rev() {
             let lv = vs.sub("up").sub(i);
             let block_out = ch * dd.ch_mult[i] as i64;
             let with_attn = dd.attn_resolutions.contains(&curr_res);
-            let mut blocks = Vec::new();
-            let mut attn = Vec::new();
-            for j in 0..=dd.num_res_blocks {
-                blocks.push(ResnetBlock::new(
-                    &lv.sub("block").sub(j),
-                    block_in,
-                    block_out,
-                    dd.dropout,
-                ));
-                block_in = block_out;
-                if with_attn {
-                    attn.push(AttnBlock::new(&lv.sub("attn").sub(j), block_in));
-                }
-            }
+            let n = dd.num_res_blocks + 1;
+            let level = Level::new(&lv, block_in, block_out, n, with_attn, dd.dropout);
+            block_in = block_out;
             let upsample = (i != 0).then(|| {
                 curr_res *= 2;
                 Upsample::new(&lv.sub("upsample"), block_in, dd.resamp_with_conv)
             });
-            up.push(UpLevel {
-                blocks,
-                attn,
-                upsample,
-            });
+            up.push((level, upsample));
         }
         up.reverse();
         Decoder {
@@ -83,14 +60,9 @@ impl Decoder {
     pub fn forward_t(&self, z: &Tensor, train: bool) -> Tensor {
         let mut h = self.conv_in.forward(z);
         h = self.mid.forward_t(&h, train);
-        for level in self.up.iter().rev() {
-            for (j, block) in level.blocks.iter().enumerate() {
-                h = block.forward_t(&h, train);
-                if let Some(attn) = level.attn.get(j) {
-                    h = attn.forward(&h);
-                }
-            }
-            if let Some(up) = &level.upsample {
+        for (level, upsample) in self.up.iter().rev() {
+            h = level.forward_t(&h, train);
+            if let Some(up) = upsample {
                 h = up.forward(&h);
             }
         }

@@ -3,29 +3,20 @@
 use tch::Tensor;
 use vqtok_config::DdConfig;
 
-use super::attention::AttnBlock;
+use super::Level;
 use super::mid::Mid;
 use super::resample::Downsample;
-use super::resnet::ResnetBlock;
 use crate::model::conv::Conv2d;
 use crate::model::norm::GroupNorm;
 use crate::model::vars::Vars;
-
-/// One resolution level, `down.{i}`: `block.{j}`, `attn.{j}` (none, or one per block),
-/// and `downsample` on every level but the last.
-#[derive(Debug)]
-struct DownLevel {
-    blocks: Vec<ResnetBlock>,
-    attn: Vec<AttnBlock>,
-    downsample: Option<Downsample>,
-}
 
 /// conv_in → levels (ResnetBlocks, attention where the resolution is listed, downsample)
 /// → mid → GroupNorm → swish → conv_out to z_channels (2·z_channels with double_z).
 #[derive(Debug)]
 pub struct Encoder {
     conv_in: Conv2d,
-    down: Vec<DownLevel>,
+    /// `down.{i}`: a level, then `down.{i}.downsample` on every level but the last.
+    down: Vec<(Level, Option<Downsample>)>,
     mid: Mid,
     norm_out: GroupNorm,
     conv_out: Conv2d,
@@ -43,29 +34,14 @@ impl Encoder {
             let lv = vs.sub("down").sub(i);
             let block_out = ch * mult as i64;
             let with_attn = dd.attn_resolutions.contains(&curr_res);
-            let mut blocks = Vec::new();
-            let mut attn = Vec::new();
-            for j in 0..dd.num_res_blocks {
-                blocks.push(ResnetBlock::new(
-                    &lv.sub("block").sub(j),
-                    block_in,
-                    block_out,
-                    dd.dropout,
-                ));
-                block_in = block_out;
-                if with_attn {
-                    attn.push(AttnBlock::new(&lv.sub("attn").sub(j), block_in));
-                }
-            }
+            let n = dd.num_res_blocks;
+            let level = Level::new(&lv, block_in, block_out, n, with_attn, dd.dropout);
+            block_in = block_out;
             let downsample = (i + 1 != levels).then(|| {
                 curr_res /= 2;
                 Downsample::new(&lv.sub("downsample"), block_in, dd.resamp_with_conv)
             });
-            down.push(DownLevel {
-                blocks,
-                attn,
-                downsample,
-            });
+            down.push((level, downsample));
         }
         let z_out = if dd.double_z { 2 } else { 1 } * dd.z_channels as i64;
         Encoder {
@@ -80,14 +56,9 @@ impl Encoder {
     /// Images `[B, in_channels, H, W]` → `[B, z_channels, H/f, W/f]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = self.conv_in.forward(x);
-        for level in &self.down {
-            for (j, block) in level.blocks.iter().enumerate() {
-                h = block.forward_t(&h, train);
-                if let Some(attn) = level.attn.get(j) {
-                    h = attn.forward(&h);
-                }
-            }
-            if let Some(down) = &level.downsample {
+        for (level, downsample) in &self.down {
+            h = level.forward_t(&h, train);
+            if let Some(down) = downsample {
                 h = down.forward(&h);
             }
         }

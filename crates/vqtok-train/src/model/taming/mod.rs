@@ -35,7 +35,6 @@ pub struct TamingModel {
     post_quant_conv: Conv2d,
     trainable: Vec<Tensor>,
     in_channels: usize,
-    out_channels: usize,
     factor: usize,
 }
 
@@ -50,17 +49,16 @@ impl TamingModel {
         let decoder = Decoder::new(&vars.sub("decoder"), dd);
         let quantize = Quantizer::new(
             &vars.sub("quantize"),
-            &QuantizerConfig {
-                codebook_size: args.level().codebook_size as i64,
-                dim: args.level().dim as i64,
-                kind: match args.model_variant {
+            &QuantizerConfig::new(
+                &args.level(),
+                match args.model_variant {
                     ModelVariant::VQModel => QuantizerKind::Vq,
                     ModelVariant::EMAVQ => QuantizerKind::Ema,
                 },
-                beta: args.beta,
-                legacy: args.legacy,
-                ema: args.ema.clone(),
-            },
+                args.beta,
+                args.legacy,
+                &args.ema,
+            ),
         );
         let (z, d) = (dd.z_channels as i64, args.embed_dim as i64);
         let quant_conv = Conv2d::new(&vars.sub("quant_conv"), z, d, 1, 1, 0);
@@ -73,7 +71,6 @@ impl TamingModel {
             post_quant_conv,
             trainable: vars.trainable(),
             in_channels: dd.in_channels,
-            out_channels: dd.out_ch,
             factor: dd.factor(),
         })
     }
@@ -149,12 +146,40 @@ impl VqModel for TamingModel {
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.trainable.iter().map(Tensor::shallow_clone).collect()
     }
+}
 
-    fn output_channels(&self) -> usize {
-        self.out_channels
+/// One resolution level of the encoder (`down.{i}`) or decoder (`up.{i}`): `block.{j}`,
+/// each followed by `attn.{j}` where the level's resolution is in `attn_resolutions`.
+#[derive(Debug)]
+struct Level {
+    blocks: Vec<ResnetBlock>,
+    /// Empty, or one per block.
+    attn: Vec<AttnBlock>,
+}
+
+impl Level {
+    /// `n_blocks` blocks under `lv`; the first maps `cin` to `cout` channels.
+    fn new(lv: &Vars, cin: i64, cout: i64, n_blocks: usize, with_attn: bool, dropout: f64) -> Self {
+        let mut blocks = Vec::with_capacity(n_blocks);
+        let mut attn = Vec::new();
+        for j in 0..n_blocks {
+            let c = if j == 0 { cin } else { cout };
+            blocks.push(ResnetBlock::new(&lv.sub("block").sub(j), c, cout, dropout));
+            if with_attn {
+                attn.push(AttnBlock::new(&lv.sub("attn").sub(j), cout));
+            }
+        }
+        Level { blocks, attn }
     }
 
-    fn is_taming(&self) -> bool {
-        true
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (j, block) in self.blocks.iter().enumerate() {
+            h = block.forward_t(&h, train);
+            if let Some(attn) = self.attn.get(j) {
+                h = attn.forward(&h);
+            }
+        }
+        h
     }
 }
