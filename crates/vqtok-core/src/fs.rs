@@ -2,7 +2,9 @@
 //! files, manifests, ONNX graphs, pictures) is written through a hidden sibling with a
 //! name no other writer can pick, fsynced, renamed over its final name, and its folder
 //! fsynced: a reader never sees half a file under the final name, and a crash (even
-//! `kill -9`) leaves at most a hidden sibling behind.
+//! `kill -9`) leaves at most a hidden sibling behind. The writer holds a lock on that
+//! sibling while it exists, so a cleaner tells a dead writer's leftovers from a live
+//! writer's file in progress on any host ([`remove_stale_partials`]).
 
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -40,8 +42,9 @@ impl crate::exit::Blame for IoError {
     }
 }
 
-/// This machine's host name (empty if it has none).
-fn host_name() -> String {
+/// This machine's host name (empty if it has none), with `/` and `.` replaced by `_` so
+/// that it fits in a file name.
+pub fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
     // or truncates, and we stop at the first NUL either way.
@@ -63,19 +66,26 @@ fn random_u64() -> u64 {
 }
 
 /// A hidden sibling of `path` that only this writer uses:
-/// `.NAME.partial-PID-HOST-RANDOM` followed by `suffix`. The process id comes first so
-/// that tools can tell whose it is; host and random part keep writers on other machines
-/// (a shared file system) and other writers in this process apart.
-pub fn partial_path(path: &Path, suffix: &str) -> PathBuf {
+/// `.NAME.partial-PID-HOST-RANDOM` followed by `suffix`. Process id and host tell a
+/// person whose it is; with the random part they keep writers on other machines (a
+/// shared file system) and other writers in this process apart. Whether the writer is
+/// still alive is its lock's to say, not the process id ([`create_partial`]).
+fn partial_path(path: &Path, suffix: &str) -> PathBuf {
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(
-        ".{name}.partial-{}-{}-{:016x}{suffix}",
+    path.with_file_name(format!(".{name}.partial-{}{suffix}", unique_tag()))
+}
+
+/// `PID-HOST-RANDOM`: a name part no other writer picks, on this host or another one
+/// sharing the folder, in this process or another.
+pub fn unique_tag() -> String {
+    format!(
+        "{}-{}-{:016x}",
         std::process::id(),
         host_name(),
         random_u64()
-    ))
+    )
 }
 
 /// Creates `path` for writing, failing if anything already exists there (`O_EXCL`) and
@@ -86,6 +96,86 @@ pub fn create_new(path: &Path) -> io::Result<File> {
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+}
+
+/// Attempts at a fresh name before [`create_partial`] gives up; more than one is only
+/// needed when a cleaner removed the file between its creation and its lock.
+const PARTIAL_ATTEMPTS: usize = 4;
+
+/// Creates a fresh partial sibling of `path` ([`partial_path`], [`create_new`]) and takes
+/// an exclusive lock (`flock`) on it, held until the returned file is closed. The lock is
+/// what tells a live writer's partial file from a dead one's ([`remove_stale_partials`]):
+/// the kernel drops it when the writer exits, however it exits, which a process id
+/// cannot say across containers and hosts.
+///
+/// A cleaner may remove the file after it is created and before it is locked; the
+/// path is then checked to still name the locked file, and a new name is tried if not.
+pub fn create_partial(path: &Path, suffix: &str) -> io::Result<(PathBuf, File)> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..PARTIAL_ATTEMPTS {
+        let tmp = partial_path(path, suffix);
+        let file = create_new(&tmp)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            // A cleaner holds it and is about to remove it: take another name.
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+        let ours = file.metadata()?;
+        match std::fs::symlink_metadata(&tmp) {
+            Ok(named) if named.dev() == ours.dev() && named.ino() == ours.ino() => {
+                return Ok((tmp, file));
+            }
+            _ => continue,
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: partial files kept disappearing before they could be locked",
+        path.display()
+    )))
+}
+
+/// Whether `partial` is left over from a writer that is gone: true when nobody holds
+/// its lock ([`create_partial`]). Taking the lock ourselves (and keeping it while the
+/// caller removes the file) is the test; a file we cannot open is not judged stale.
+fn lock_if_stale(partial: &Path) -> Option<File> {
+    // Read and write: on NFS, flock is emulated with fcntl locks, and an exclusive fcntl
+    // lock needs a file open for writing.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(partial)
+        .ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
+/// Removes the partial siblings of `path` ([`partial_path`] names) that killed writers
+/// left behind: those whose lock nobody holds. A live writer's file, on this host or
+/// another one sharing the folder, in this process or another, is kept.
+pub fn remove_stale_partials(path: &Path) {
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let prefix = format!(".{}.partial-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let partial = entry.path();
+        // The lock is held across the removal, so that no writer can take the file over
+        // in between (writers only create fresh names, see `create_partial`).
+        if let Some(_lock) = lock_if_stale(&partial) {
+            let _ = std::fs::remove_file(&partial);
+        }
+    }
 }
 
 /// fsyncs a folder, so that a rename or creation inside it survives a power loss.
@@ -108,8 +198,9 @@ fn parent(path: &Path) -> &Path {
 
 /// Publishes a finished file written elsewhere (by a library that only writes to a path,
 /// such as libtorch's safetensors writer) under `path`: fsyncs `tmp`, renames it over
-/// `path` and fsyncs the folder. `tmp` should come from [`partial_path`]. On error `tmp`
-/// is removed and `path` is left as it was.
+/// `path` and fsyncs the folder. `tmp` should come from [`create_partial`], its file kept
+/// open (locked) until this returns. On error `tmp` is removed and `path` is left as it
+/// was.
 pub fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
     let result = File::open(tmp)
         .and_then(|f| f.sync_all())
@@ -121,32 +212,57 @@ pub fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
     result
 }
 
-/// Writes `path` atomically: `fill` writes the content into a fresh hidden sibling
-/// ([`partial_path`], created with [`create_new`]), which is flushed and [`publish`]ed.
-/// On any error the sibling is removed and `path` is left as it was.
+/// Writes `path` atomically: `fill` writes the content into a fresh, locked hidden
+/// sibling ([`create_partial`]), which is flushed, fsynced, renamed over `path`, and the
+/// folder fsynced. On any error the sibling is removed and `path` is left as it was.
 pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let tmp = partial_path(path, "");
-    let written = (|| {
-        let mut out = BufWriter::new(create_new(&tmp)?);
+    let (tmp, file) = create_partial(path, "")?;
+    let result = (|| {
+        let mut out = BufWriter::new(file);
         fill(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?;
-        Ok(())
+        // The file (and its lock) stays open until it is under its final name.
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(parent(path))
     })();
-    match written {
-        Ok(()) => publish(&tmp, path),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    result
 }
 
 /// [`write_atomic_with`] for content already in memory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// Swaps two paths in one step (`renameat2` with `RENAME_EXCHANGE`): each name goes on
+/// naming something complete throughout, which two renames cannot do for a folder that
+/// is replaced. File systems without it (NFS, some FUSE ones) answer `EINVAL`.
+pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes())?;
+    let b = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Points the symlink `link` at `target` (a path relative to the link's folder), replacing
@@ -201,6 +317,60 @@ mod tests {
     }
 
     #[test]
+    fn two_opens_of_one_file_in_one_process_conflict() {
+        // flock belongs to the open file description, not the process: what lets one
+        // test process (and one vqtokenize with several workers) stand for two writers.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let a = File::create(&path).unwrap();
+        let b = File::open(&path).unwrap();
+        a.try_lock().unwrap();
+        assert!(matches!(
+            b.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(a);
+        b.try_lock().unwrap();
+    }
+
+    #[test]
+    fn stale_partials_are_told_by_their_lock_not_their_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.vqt.safetensors");
+        let at = |name: &str| dir.path().join(name);
+        // Written by this process and still open: live, though the pid is ours.
+        let (ours, _ours_open) = create_partial(&path, ".L0").unwrap();
+        // A writer on another host (its pid means nothing here), holding its lock.
+        let remote = at(".a.vqt.safetensors.partial-4999999-otherhost-00ff00ff00ff00ff");
+        std::fs::write(&remote, b"x").unwrap();
+        let remote_open = File::open(&remote).unwrap();
+        remote_open.try_lock().unwrap();
+        // A killed writer whose pid is now someone else's (1 always runs): stale.
+        let orphan = at(".a.vqt.safetensors.partial-1-somehost-0123456789abcdef");
+        std::fs::write(&orphan, b"x").unwrap();
+        // Another output's partial file is not this one's to judge.
+        let other = at(".b.vqt.safetensors.partial-4999999-otherhost-00ff00ff00ff00ff");
+        std::fs::write(&other, b"x").unwrap();
+        remove_stale_partials(&path);
+        assert!(ours.exists() && remote.exists() && other.exists());
+        assert!(!orphan.exists());
+        // Once the writer is gone, its file is stale.
+        drop(remote_open);
+        remove_stale_partials(&path);
+        assert!(!remote.exists() && ours.exists());
+    }
+
+    #[test]
+    fn create_partial_makes_a_fresh_locked_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let (tmp, _file) = create_partial(&path, ".L1").unwrap();
+        assert!(tmp.to_string_lossy().ends_with(".L1"));
+        let other = File::open(&tmp).unwrap();
+        assert!(other.try_lock().is_err(), "the writer holds the lock");
+    }
+
+    #[test]
     fn create_new_refuses_existing_files_and_symlinks() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("target");
@@ -210,6 +380,19 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(create_new(&link).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn exchange_swaps_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for (d, content) in [(&a, "old"), (&b, "new")] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("f"), content).unwrap();
+        }
+        exchange(&b, &a).unwrap();
+        assert_eq!(std::fs::read_to_string(a.join("f")).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(b.join("f")).unwrap(), "old");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use vqtok_video::collect_sources;
 use crate::encode::{EncodeOptions, Encoded, encode_video, mtime_unix_s};
 use crate::error::{InferError, Result};
 use crate::progress::FileProgress;
-use crate::tokens::{TOKEN_SUFFIX, TokenFile, remove_stale_partials};
+use crate::tokens::{TOKEN_SUFFIX, TokenFile};
 use vqtok_core::exit::Blame;
 use vqtok_runtime::ModelFolder;
 
@@ -224,7 +224,7 @@ pub fn run(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(job) = jobs.get(i) else { break };
             let opts = job_options(job, &options.encode);
-            remove_stale_partials(&job.output);
+            vqtok_core::fs::remove_stale_partials(&job.output);
             let outcome = if !options.force && check_up_to_date(job, model, &opts).is_ok() {
                 Outcome::UpToDate
             } else {

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use vqtok_core::fs::{create_new, partial_path, write_atomic_with};
+use vqtok_core::fs::{create_partial, write_atomic_with};
 
 use crate::error::{InferError, Result};
 use crate::tokens::IndexDtype;
@@ -35,8 +35,9 @@ impl TokenWriter {
         create_parent(path)?;
         let mut spills = Vec::with_capacity(levels.len());
         for (k, grid) in levels.into_iter().enumerate() {
-            let spill = partial_path(path, &format!(".L{k}"));
-            let file = create_new(&spill).map_err(|e| InferError::io(&spill, e))?;
+            // Locked while open: a concurrent run cleaning this output's leftovers keeps it.
+            let (spill, file) =
+                create_partial(path, &format!(".L{k}")).map_err(|e| InferError::io(path, e))?;
             spills.push(Spill {
                 grid,
                 path: spill,

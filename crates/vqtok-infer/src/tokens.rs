@@ -508,42 +508,6 @@ impl TokenFile {
     }
 }
 
-/// Whether process `pid` is running (Linux: /proc/PID exists).
-fn process_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// Removes partial files that killed runs left next to `path`: those of processes that
-/// are gone (a concurrent run's file in progress is kept) and this process's own.
-pub fn remove_stale_partials(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!(".{}.partial-", name.to_string_lossy());
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            // `vqtok_core::fs::partial_path` names start with the writer's pid.
-            let pid = rest.split(['-', '.']).next().unwrap_or(rest);
-            let stale = match pid.parse::<u32>() {
-                Ok(pid) => pid == std::process::id() || !process_alive(pid),
-                Err(_) => false,
-            };
-            if stale {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
 /// Creates the folder `path` will be written into.
 pub(crate) fn create_parent(path: &Path) -> Result<()> {
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -680,27 +644,5 @@ pub(crate) mod tests {
         assert_eq!(IndexDtype::for_codebook(1024), IndexDtype::I16);
         assert_eq!(IndexDtype::for_codebook(32768), IndexDtype::I16);
         assert_eq!(IndexDtype::for_codebook(32769), IndexDtype::I32);
-    }
-
-    #[test]
-    fn stale_partials_are_removed_and_others_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.vqt.safetensors");
-        // A pid that cannot be running (above Linux's pid_max of 2^22).
-        let dead = ".a.vqt.safetensors.partial-4999999";
-        let dead_spill = ".a.vqt.safetensors.partial-4999999-host-00ff00ff00ff00ff.L0";
-        // PID 1 always runs: a live writer's file stays.
-        let live = ".a.vqt.safetensors.partial-1";
-        let other = ".b.vqt.safetensors.partial-4999999";
-        for name in [dead, dead_spill, live, other] {
-            std::fs::write(dir.path().join(name), b"x").unwrap();
-        }
-        remove_stale_partials(&path);
-        let mut left: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, vec![live.to_string(), other.to_string()]);
     }
 }

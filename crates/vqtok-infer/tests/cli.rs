@@ -270,6 +270,38 @@ fn batch_mode_reports_bad_inputs_keeps_going_and_resumes() {
 }
 
 #[test]
+fn a_concurrent_writers_partial_file_is_left_alone_until_its_lock_is_gone() {
+    let dir = scratch("shared_output");
+    let model = model("taming_tiny.json", 3);
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    write_video(&input.join("a.mp4"), 4, 64, 48, 25.0);
+    let out_dir = dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    // Another vqtokenize writing the same output from another host (or container) that
+    // shares the folder: its pid names no process here, but it holds its file's lock.
+    let partial = out_dir.join(".a.vqt.safetensors.partial-4999999-otherhost-00ff00ff00ff00ff.L0");
+    std::fs::write(&partial, b"in progress").unwrap();
+    let writer = std::fs::File::open(&partial).unwrap();
+    writer.try_lock().unwrap();
+    let run = || vqtokenize(&[&input, &"-o", &out_dir, &"-m", &model, &"--json"]);
+
+    assert_status(&run(), 0);
+    assert!(partial.exists(), "a live writer's file is kept");
+    assert_eq!(
+        TokenFile::open(&out_dir.join("a.vqt.safetensors"))
+            .unwrap()
+            .meta
+            .frames(),
+        4
+    );
+    // The writer is gone (killed): its file is stale now, whatever its pid says.
+    drop(writer);
+    assert_status(&run(), 0);
+    assert!(!partial.exists(), "a dead writer's file is cleaned up");
+}
+
+#[test]
 fn single_bad_inputs_exit_2_with_the_reason() {
     let (dir, video) = scratch_with_video("bad_single", "v.mp4", 3, (64, 64), 25.0);
     let model = model("taming_tiny.json", 3);

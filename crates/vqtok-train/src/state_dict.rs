@@ -195,8 +195,8 @@ pub fn load_named(
 /// Writes the variables of every `(prefix, store)` as one safetensors file, keys
 /// `prefix + name` (e.g. `("", &autoencoder)`, `("loss.discriminator.", &disc)` gives
 /// taming's layout). Tensors are written as stored (dtype included), from the host, and
-/// the file is published atomically (`vqtok_core::fs`), so a crash never leaves half a
-/// checkpoint. Returns the number of tensors.
+/// the file is published atomically and fsynced with its folder (`vqtok_core::fs`), so
+/// a crash never leaves half a checkpoint. Returns the number of tensors.
 pub fn save_state_dict(
     path: impl AsRef<Path>,
     parts: &[(&str, &VarStore)],
@@ -220,7 +220,11 @@ pub fn save_state_dict(
             named.insert(key, host);
         }
     }
-    let tmp = vqtok_core::fs::partial_path(path, "");
+    // libtorch's writer opens the file by name (truncating, not replacing it), so the
+    // partial file made and locked here is the one written; it stays open, and locked,
+    // until it is published.
+    let (tmp, _locked) =
+        vqtok_core::fs::create_partial(path, "").map_err(|e| write_err(e.to_string()))?;
     let list: Vec<(&String, &Tensor)> = named.iter().collect();
     if let Err(e) = Tensor::write_safetensors(&list, &tmp) {
         let _ = std::fs::remove_file(&tmp);
