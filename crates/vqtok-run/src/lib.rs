@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! RUN/
+//!   .lock                      held (flock) by the one trainer writing the run
 //!   param.json                 the run's effective config
 //!   metrics.jsonl              one JSON object per logged step
 //!   tensorboard/               event files
@@ -16,6 +17,7 @@
 
 mod checkpoint;
 mod error;
+mod lock;
 mod model_args;
 mod store;
 
@@ -62,9 +64,12 @@ impl RunDir {
         self.root.join(Self::CHECKPOINTS)
     }
 
-    /// Opens (creating) the checkpoint store, keeping the last `keep` checkpoints.
+    /// Locks the run folder (creating it) and opens its checkpoint store, keeping the
+    /// last `keep` checkpoints. The store holds the lock until it is dropped; while it
+    /// does, another call (in any process) fails with [`RunError::Busy`].
     pub fn store(&self, keep: usize) -> Result<CheckpointStore, RunError> {
-        CheckpointStore::open(&self.checkpoints_dir(), keep)
+        let lock = lock::RunLock::acquire(&self.root)?;
+        CheckpointStore::open(&self.checkpoints_dir(), keep, lock)
     }
 
     /// The newest complete checkpoint, if any.

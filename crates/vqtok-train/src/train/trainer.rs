@@ -112,7 +112,9 @@ impl Trainer {
             tch::Cuda::cudnn_set_benchmark(!cfg.train.deterministic);
         }
         let run = RunDir::new(&opts.run_dir);
-        std::fs::create_dir_all(run.root()).map_err(TrainError::io(run.root()))?;
+        // First of all, the run folder's lock (held by the store for the trainer's life):
+        // a second trainer on this folder stops here, before it reads or writes anything.
+        let store = run.store(cfg.train.keep_checkpoints)?;
 
         let loaded = match &opts.resume {
             Some(ck) => Some(checkpoint::read(ck)?),
@@ -121,7 +123,6 @@ impl Trainer {
         if let Some(ck) = &loaded {
             check_resumable(&cfg, &ck.config, ck.checkpoint.dir())?;
         }
-        let store = run.store(cfg.train.keep_checkpoints)?;
         if loaded.is_none() && store.latest().is_some() {
             return Err(TrainError::Usage(format!(
                 "{} already holds checkpoints: pass --resume to continue that run, or choose a new --out folder",

@@ -1,9 +1,11 @@
 //! The trainer end to end on generated videos: quality on both paths over several
-//! seeds and thread counts, exact resume, and what a run leaves behind.
+//! seeds and thread counts, exact resume, what a run leaves behind, and one run folder
+//! per trainer.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod concurrent;
 mod outputs;
 mod quality;
 mod resume;

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use crate::support::{bin, bytes, config, run, write_config, write_video};
 use serde_json::json;
 
-const N: u64 = 4;
+pub(crate) const N: u64 = 4;
 
-struct Setup {
+pub(crate) struct Setup {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     config: PathBuf,
 }
 
-fn setup(name: &str, extra: serde_json::Value) -> Setup {
+pub(crate) fn setup(name: &str, extra: serde_json::Value) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     write_video(&dir.join("train.mp4"), 32, 30, 1);
@@ -48,7 +48,7 @@ fn setup(name: &str, extra: serde_json::Value) -> Setup {
     }
 }
 
-fn train(s: &Setup, run_dir: &str, extra: &[&str]) -> Command {
+pub(crate) fn train(s: &Setup, run_dir: &str, extra: &[&str]) -> Command {
     let mut c = bin();
     c.args(["--threads", "1", "train", "--quiet", "--config"])
         .arg(&s.config)
@@ -58,7 +58,7 @@ fn train(s: &Setup, run_dir: &str, extra: &[&str]) -> Command {
     c
 }
 
-fn ckpt(s: &Setup, run_dir: &str, step: u64) -> PathBuf {
+pub(crate) fn ckpt(s: &Setup, run_dir: &str, step: u64) -> PathBuf {
     s.dir
         .join(run_dir)
         .join(format!("checkpoints/step_{step:07}"))
