@@ -6,5 +6,6 @@ mod support;
 
 mod outputs;
 mod quality;
+mod reliability;
 mod resume;
 mod tensorboard_readback;
