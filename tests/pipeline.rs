@@ -29,11 +29,14 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Builds the pipeline's binaries in this test's profile; returns their folder.
 fn binaries() -> PathBuf {
-    build_bins(&[
-        ("vqtok-train", "vqtok-train"),
-        ("vqtok-export", "vqtok-export"),
-        ("vqtok-infer", "vqtokenize"),
-    ])
+    build_bins(
+        &[
+            ("vqtok-train", "vqtok-train"),
+            ("vqtok-export", "vqtok-export"),
+            ("vqtok-infer", "vqtokenize"),
+        ],
+        &[],
+    )
 }
 
 /// `n` pattern frames of `w × h` at 10 fps starting at pattern frame `offset`.
@@ -93,10 +96,22 @@ fn vqtok_train(bins: &Path, command: &[&str], input: &Path, out: &Path) {
 }
 
 /// Asserts that the manifest of the model folder `model` records a passed verification.
-fn assert_verified(model: &Path) {
+/// The manifest records a passed verification whose notes say what it ran on.
+fn assert_verified(model: &Path, frames_note: &str) {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["verification"]["status"], "passed");
+    let verification = &manifest["verification"];
+    assert_eq!(verification["status"], "passed");
+    let notes = verification["notes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains(frames_note))),
+        "no note with `{frames_note}` in {verification}"
+    );
 }
 
 struct Tokenized {
@@ -176,7 +191,7 @@ fn trained_tiny_model_tokenizes_and_reconstructs_above_a_psnr_floor() {
         .output()
         .unwrap();
     assert_status(&out, 0);
-    assert_verified(&model);
+    assert_verified(&model, "held-out frames and");
 
     let trained = round_trip(&bins, &model, &val, &dir, "trained");
     // The comparison picture: 4 frames of 32² enlarged ×6 (to ≥ 192 px), two rows.
@@ -281,7 +296,7 @@ fn an_imported_taming_checkpoint_exports_and_tokenizes() {
         &model,
     ]);
     assert_status(&out, 0);
-    assert_verified(&model);
+    assert_verified(&model, "random noise only");
 
     let video = dir.join("clip.mp4");
     write_clip(&video, 20, 64, 48, 3);

@@ -8,6 +8,7 @@
 //! | key | dtype, shape | meaning |
 //! |---|---|---|
 //! | `frames` | U8 `[N, H, W, C]` | RGB frames (held-out clips and random frames) |
+//! | `held_out_frames` | I64 `[]` (optional) | how many of `frames` (the first) are held-out clips; the report says when none were |
 //! | `indices.<level>` | I64 `[N, H/f, W/f]` | tch tokens of `frames`, normalised in f32 by the manifest's `encode` formula; one per level (`quantize`, or `quantize_t` and `quantize_b`) |
 //! | `recon_float` | F32/F64 `[N, C, H, W]` | tch decoder output on `indices.*`, normalised, unclamped |
 //! | `images` | F32/F64 `[M, C, H', W']` | a normalised float batch (no u8 rounding: exact fixtures) |
@@ -409,6 +410,7 @@ pub fn verify(model_dir: &Path, reference: &Path, options: &VerifyOptions) -> Re
             gates.max_psnr_delta_db
         ));
     }
+    let notes = frames_note(&file, &cases)?.into_iter().collect();
     let reference_bytes = std::fs::read(reference).map_err(|e| ExportError::io(reference, e))?;
     Ok(VerifyReport {
         reference: reference
@@ -425,7 +427,39 @@ pub fn verify(model_dir: &Path, reference: &Path, options: &VerifyOptions) -> Re
         gates,
         passed: failures.is_empty(),
         failures,
+        notes,
     })
+}
+
+/// What the u8 frames were, when the reference file says (`held_out_frames`): a check on
+/// random frames alone says little about real video, and the report must not hide it.
+fn frames_note(file: &TensorFile, cases: &[Case]) -> Result<Option<String>> {
+    let Some(frames) = cases.iter().find(|c| c.input == FRAMES) else {
+        return Ok(None);
+    };
+    if !file.contains("held_out_frames") {
+        return Ok(None);
+    }
+    let (_, v) = file.i64("held_out_frames")?;
+    let total = frames.shape[0] as i64;
+    let held_out = v
+        .first()
+        .copied()
+        .filter(|h| (0..=total).contains(h))
+        .ok_or_else(|| {
+            ExportError::bad_input(
+                file.path(),
+                format!("`held_out_frames` must be one value in [0, {total}], got {v:?}"),
+            )
+        })?;
+    Ok(Some(if held_out == 0 {
+        format!("no held-out clips were available: the {total} frames are random noise only")
+    } else {
+        format!(
+            "{held_out} held-out frames and {} random frames",
+            total - held_out
+        )
+    }))
 }
 
 /// Writes `report` into the folder's manifest (status `passed` or `failed`).

@@ -26,6 +26,14 @@ pub struct TrainState {
     pub seed: u64,
     /// Steps whose update was skipped for a non-finite loss, over the whole run.
     pub skipped_steps: u64,
+    /// Steps whose discriminator update alone was skipped (its loss was not finite; the
+    /// autoencoder was updated). Absent in checkpoints of earlier versions.
+    #[serde(default)]
+    pub skipped_disc_updates: u64,
+    /// The codebook statistics of the unfinished log interval, as the trainer writes
+    /// them (null in checkpoints of earlier versions: the interval starts afresh).
+    #[serde(default)]
+    pub log_window: serde_json::Value,
     /// Best validation `rec_loss` so far.
     pub best_val_rec_loss: Option<f64>,
     pub vqtok_version: String,

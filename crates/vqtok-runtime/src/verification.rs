@@ -56,6 +56,9 @@ pub struct VerifyReport {
     pub passed: bool,
     /// One line per failed gate, with the numbers.
     pub failures: Vec<String>,
+    /// What the check ran on (e.g. noise only, when no held-out clips were available).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -95,6 +98,9 @@ impl std::fmt::Display for VerifyReport {
                 c.psnr_reference_db,
                 c.psnr_onnx_db
             )?;
+        }
+        for note in &self.notes {
+            writeln!(f, "note: {note}")?;
         }
         write!(f, "{}", self.summary())
     }

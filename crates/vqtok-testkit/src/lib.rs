@@ -182,10 +182,10 @@ pub mod process {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    /// Builds `(package, binary)`s of the workspace in the profile of the running test
-    /// (a no-op under `cargo test --workspace`, which built them) and returns the folder
-    /// they are in. For binaries of other packages than the test's.
-    pub fn build_bins(bins: &[(&str, &str)]) -> PathBuf {
+    /// Builds `(package, binary)`s of the workspace in the profile of the running test,
+    /// with `features` (none: a no-op under `cargo test --workspace`, which built them),
+    /// and returns the folder they are in.
+    pub fn build_bins(bins: &[(&str, &str)], features: &[&str]) -> PathBuf {
         let exe = std::env::current_exe().expect("the test's path");
         // target/<profile>/deps/TEST-HASH → target/<profile>
         let dir = exe
@@ -198,6 +198,9 @@ pub mod process {
         cmd.args(["build", "--quiet"]).current_dir(workspace_root());
         for (package, bin) in bins {
             cmd.args(["-p", package, "--bin", bin]);
+        }
+        for feature in features {
+            cmd.args(["--features", feature]);
         }
         if dir.ends_with("release") {
             cmd.arg("--release");

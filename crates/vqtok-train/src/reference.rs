@@ -2,7 +2,8 @@
 //! writes the reference file the ONNX graphs are compared against (format documented
 //! in vqtok-export's `verify` module): `frames` u8 `[N, H, W, 3]`, `indices.<level>`
 //! int64 `[N, h, w]`, `recon_float` f32 `[N, 3, H, W]` (the decoder on those indices,
-//! normalised, unclamped).
+//! normalised, unclamped), and `held_out_frames` (how many of the frames, the first
+//! ones, are held-out clips; the rest are random).
 
 use std::path::Path;
 
@@ -22,15 +23,18 @@ use crate::train::pixels::PixelNorm;
 pub fn write_reference(
     cfg: &Config,
     weights: &Path,
-    frames: &Tensor,
+    frames: &ReferenceFrames,
     device: Device,
     out: &Path,
 ) -> Result<(), TrainError> {
     let _no_grad = tch::no_grad_guard();
     let LoadedModel { vs: _vs, model } = open_model(&cfg.model, weights, device)?;
     let norm = PixelNorm::new(&cfg.data.normalize, device);
-    let mut named: Vec<(String, Tensor)> =
-        vec![("frames".into(), frames.to_kind(Kind::Uint8).contiguous())];
+    let ReferenceFrames { frames, held_out } = frames;
+    let mut named: Vec<(String, Tensor)> = vec![
+        ("frames".into(), frames.to_kind(Kind::Uint8).contiguous()),
+        ("held_out_frames".into(), Tensor::from(*held_out)),
+    ];
     let mut indices_all: Vec<Vec<Tensor>> = Vec::new();
     let mut recon_all = Vec::new();
     // Small batches keep memory bounded for large models on the CPU.
@@ -66,7 +70,7 @@ pub fn reference_frames(
     cfg: &Config,
     val_batches: usize,
     random: i64,
-) -> Result<Tensor, TrainError> {
+) -> Result<ReferenceFrames, TrainError> {
     let r = cfg.data_resolution() as i64;
     let mut parts = Vec::new();
     if val_batches > 0 && !(cfg.data.train.is_empty() && cfg.data.val.is_empty()) {
@@ -85,6 +89,7 @@ pub fn reference_frames(
             ),
         }
     }
+    let held_out = parts.iter().map(|p| p.size()[0]).sum();
     if random > 0 {
         tch::manual_seed(0x7e57);
         parts.push(
@@ -97,5 +102,14 @@ pub fn reference_frames(
             "no frames for the reference: give --data, or --random N > 0".into(),
         ));
     }
-    Ok(Tensor::cat(&parts, 0))
+    Ok(ReferenceFrames {
+        frames: Tensor::cat(&parts, 0),
+        held_out,
+    })
+}
+
+/// u8 frames `[N, H, W, 3]`: `held_out` held-out clip frames first, then random ones.
+pub struct ReferenceFrames {
+    pub frames: Tensor,
+    pub held_out: i64,
 }

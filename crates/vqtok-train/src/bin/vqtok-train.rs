@@ -106,6 +106,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Reads FAILPOINTS; a no-op unless built with the `failpoints` feature (tests).
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         tch::set_num_threads(n);
@@ -221,7 +223,12 @@ fn run(command: Command) -> Result<()> {
             let device = resolve_device(&device)?;
             let frames = reference::reference_frames(&cfg, val_batches, random)?;
             reference::write_reference(&cfg, &weights, &frames, device, &out)?;
-            eprintln!("wrote {} ({} frames)", out.display(), frames.size()[0]);
+            eprintln!(
+                "wrote {} ({} frames, {} of them held-out)",
+                out.display(),
+                frames.frames.size()[0],
+                frames.held_out
+            );
             Ok(())
         }
     }

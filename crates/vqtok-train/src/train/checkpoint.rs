@@ -24,13 +24,39 @@ pub struct CheckpointContent<'a> {
     pub state: &'a TrainState,
 }
 
+impl CheckpointContent<'_> {
+    /// The name of the first tensor holding NaN or ±inf (weights, statistics, optimizer
+    /// moments), if any.
+    pub fn first_non_finite(&self) -> Option<String> {
+        let stores =
+            std::iter::once(self.model).chain(self.discriminator.as_ref().map(|d| d.weights));
+        let mut weights: Vec<(String, Tensor)> = stores.flat_map(VarStore::variables).collect();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        let named = weights
+            .into_iter()
+            .chain(
+                self.optimizer_ae
+                    .iter()
+                    .map(|(k, v)| (format!("optimizer_ae {k}"), v.shallow_clone())),
+            )
+            .chain(self.discriminator.iter().flat_map(|d| {
+                d.optimizer
+                    .iter()
+                    .map(|(k, v)| (format!("optimizer_disc {k}"), v.shallow_clone()))
+            }));
+        named
+            .filter(|(_, t)| t.is_floating_point())
+            .find(|(_, t)| t.isfinite().all().int64_value(&[]) == 0)
+            .map(|(k, _)| k)
+    }
+}
+
 fn invalid(path: &Path, message: impl std::fmt::Display) -> RunError {
     RunError::invalid(path, message.to_string())
 }
 
-/// Writes the checkpoint files into `dir` (the store's temporary folder).
-/// `VQTOK_CRASH_DURING_CHECKPOINT=STEP` kills the process with SIGKILL after the model
-/// file of that step is written — a fault-injection hook for the crash-safety test.
+/// Writes the checkpoint files into `dir` (the store's temporary folder). The
+/// `checkpoint-after-model` failpoint (tests only) kills the process half-way.
 pub fn write(dir: &Path, c: &CheckpointContent) -> Result<(), RunError> {
     let write_tensors = |name: &str, tensors: &[(String, Tensor)]| -> Result<(), RunError> {
         let path = dir.join(name);
@@ -50,11 +76,7 @@ pub fn write(dir: &Path, c: &CheckpointContent) -> Result<(), RunError> {
     let mut stores = vec![("", c.model)];
     stores.extend(c.discriminator.as_ref().map(|d| ("", d.weights)));
     save_state_dict(&model_path, &stores).map_err(|e| invalid(&model_path, e))?;
-    if std::env::var("VQTOK_CRASH_DURING_CHECKPOINT")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        == Some(c.state.step)
-    {
+    if crate::train::failpoints::fires_at("checkpoint-after-model", c.state.step) {
         // SAFETY: sends SIGKILL to this process; nothing runs afterwards.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }

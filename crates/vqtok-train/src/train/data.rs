@@ -36,6 +36,60 @@ pub enum DataState {
     },
 }
 
+/// Why the run cannot validate on a held-out part of its training files, if so: with no
+/// `data_args.val`, the split is by file (a hash of each path against `val_fraction`),
+/// and a corpus of one video, or of a few, can leave one side of it empty. Such a run
+/// trains on every file and does not validate, rather than die at the first
+/// validation or, worse, find no training data.
+pub fn held_out_split_problem(cfg: &Config) -> Result<Option<String>, TrainError> {
+    let d = &cfg.data;
+    if !d.val.is_empty() || d.train.iter().any(|s| s.starts_with(SYNTHETIC)) {
+        return Ok(None);
+    }
+    if d.val_fraction <= 0.0 {
+        return Ok(Some(
+            "data_args.val_fraction is 0 and data_args.val is empty".into(),
+        ));
+    }
+    held_out_counts(cfg).map(|(files, held_out, names)| {
+        (held_out == 0 || held_out == files).then(|| {
+            format!(
+                "{held_out} of the {files} training files ({names}) fall in the held-out part \
+                 of the split (val_fraction {}); give data_args.val to validate",
+                d.val_fraction
+            )
+        })
+    })
+}
+
+/// (files, files in the held-out part, their names listed briefly).
+#[cfg(feature = "video")]
+fn held_out_counts(cfg: &Config) -> Result<(usize, usize, String), TrainError> {
+    let d = &cfg.data;
+    let items = vqtok_video::collect_sources(&d.train, &d.extensions)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let held_out = items
+        .iter()
+        .filter(|i| vqtok_video::split_position(&i.split_key) < d.val_fraction)
+        .count();
+    let mut names: Vec<String> = items
+        .iter()
+        .take(3)
+        .map(|i| i.path.display().to_string())
+        .collect();
+    if items.len() > 3 {
+        names.push("…".into());
+    }
+    Ok((items.len(), held_out, names.join(", ")))
+}
+
+#[cfg(not(feature = "video"))]
+fn held_out_counts(_: &Config) -> Result<(usize, usize, String), TrainError> {
+    Err(TrainError::Usage(format!(
+        "this build has no video support (feature `video` off); only `--data {SYNTHETIC}` works"
+    )))
+}
+
 impl DataSource {
     /// Opens the source for `split` (train: endless; val: one deterministic pass), at
     /// `resume`'s position when given.

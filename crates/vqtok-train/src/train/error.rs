@@ -42,6 +42,16 @@ pub enum TrainError {
          the last good checkpoint is kept — lower the lr, or enable grad_clip"
     )]
     Diverged { steps: u32, at: u64 },
+    #[error(
+        "step {step}: `{tensor}` holds a non-finite value, so no checkpoint was written; \
+         the last good checkpoint is kept{}",
+        last.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default()
+    )]
+    NonFiniteState {
+        step: u64,
+        tensor: String,
+        last: Option<PathBuf>,
+    },
 }
 
 impl Blame for TrainError {

@@ -2,10 +2,12 @@
 //! (`param.json`, `checkpoints/`, `tensorboard/`, `metrics.jsonl`).
 
 pub mod checkpoint;
+pub mod code_window;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod evaluate;
+pub mod failpoints;
 pub mod metrics_log;
 pub mod pixels;
 pub mod progress;

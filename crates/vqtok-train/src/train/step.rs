@@ -2,6 +2,10 @@
 //! function): forward → the calculator's generator loss → backward and the
 //! autoencoder's Adam → the calculator's discriminator update on its steps, on the same
 //! reconstruction, detached.
+//!
+//! A step whose loss is not finite changes nothing it did not commit: the forwards update
+//! statistics in place (the EMA codebook, the discriminator's BatchNorm) before the losses
+//! exist, so those are staged — copied before the step and restored when it is skipped.
 
 use tch::{Device, Kind, Tensor};
 
@@ -41,12 +45,51 @@ impl StepLog {
     }
 }
 
+/// What a step did.
+pub enum StepOutcome {
+    /// Both updates that were due happened.
+    Done(StepLog),
+    /// The generator loss was not finite: no update, every statistic restored.
+    Skipped,
+    /// The autoencoder was updated; the discriminator's loss was not finite, so its
+    /// update was skipped and its statistics restored.
+    DiscriminatorSkipped(StepLog),
+}
+
+/// Copies of tensors that are changed in place, to put back if the step is skipped.
+struct Staged {
+    /// (live tensor, copy taken before the step)
+    tensors: Vec<(Tensor, Tensor)>,
+}
+
+impl Staged {
+    fn take(tensors: Vec<Tensor>) -> Staged {
+        let tensors = tch::no_grad(|| {
+            tensors
+                .into_iter()
+                .map(|t| {
+                    let copy = t.copy();
+                    (t, copy)
+                })
+                .collect()
+        });
+        Staged { tensors }
+    }
+
+    fn restore(self) {
+        tch::no_grad(|| {
+            for (mut live, copy) in self.tensors {
+                live.copy_(&copy);
+            }
+        });
+    }
+}
+
 fn autocast(s: &StepSettings) -> Option<Autocast> {
     s.amp.map(|d| Autocast::enabled(d, Kind::BFloat16))
 }
 
-/// Trains on batch `x` at global step `step`. `None` when a loss was not finite: the
-/// update it belonged to was skipped.
+/// Trains on batch `x` at global step `step`.
 pub fn train_step(
     model: &dyn VqModel,
     calc: &mut LossCalculator,
@@ -54,7 +97,14 @@ pub fn train_step(
     x: &Tensor,
     step: u64,
     s: &StepSettings,
-) -> Result<Option<StepLog>, TrainError> {
+) -> Result<StepOutcome, TrainError> {
+    let model_stats = Staged::take(model.statistics());
+    let disc_stats = Staged::take(
+        calc.discriminator()
+            .filter(|d| d.is_on(step))
+            .map(|d| d.statistics())
+            .unwrap_or_default(),
+    );
     let last_layer = model.last_layer();
     let out = {
         let _amp = autocast(s);
@@ -71,7 +121,9 @@ pub fn train_step(
         calc.generator_step(&r, step, Split::Train)?
     };
     if !g.total_loss.double_value(&[]).is_finite() {
-        return Ok(None);
+        model_stats.restore();
+        disc_stats.restore();
+        return Ok(StepOutcome::Skipped);
     }
     let backward = g.backward_loss.as_ref().ok_or_else(|| {
         TrainError::Usage("the generator pass built no graph (is autograd disabled?)".into())
@@ -95,7 +147,12 @@ pub fn train_step(
     match update {
         Update::NotDue => {}
         Update::Done(log) => losses.push(log),
-        Update::NonFinite => return Ok(None),
+        Update::NonFinite => {
+            disc_stats.restore();
+            return Ok(StepOutcome::DiscriminatorSkipped(StepLog::new(
+                losses, x, out,
+            )));
+        }
     }
-    Ok(Some(StepLog::new(losses, x, out)))
+    Ok(StepOutcome::Done(StepLog::new(losses, x, out)))
 }

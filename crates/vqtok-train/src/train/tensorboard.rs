@@ -19,7 +19,7 @@ struct Event {
     wall_time: f64,
     #[prost(int64, tag = "2")]
     step: i64,
-    #[prost(oneof = "EventKind", tags = "3, 5")]
+    #[prost(oneof = "EventKind", tags = "3, 5, 7")]
     what: Option<EventKind>,
 }
 
@@ -29,7 +29,20 @@ enum EventKind {
     FileVersion(String),
     #[prost(message, tag = "5")]
     Summary(Summary),
+    /// Tag 7 (6 is the deprecated LogMessage).
+    #[prost(message, tag = "7")]
+    SessionLog(SessionLog),
 }
+
+/// tensorflow's SessionLog; only `status` is written.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionLog {
+    /// SessionStatus: 1 = START.
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+const SESSION_START: i32 = 1;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Summary {
@@ -81,17 +94,40 @@ impl EventWriter {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
-        let path = dir.join(format!(
-            "events.out.tfevents.{secs}.{host}.{}",
-            std::process::id()
-        ));
+        // A second writer of the same process in the same second gets its own file.
+        let (path, file) = (0u32..)
+            .map(|n| {
+                let path = dir.join(format!(
+                    "events.out.tfevents.{secs}.{host}.{}.{n}",
+                    std::process::id()
+                ));
+                (vqtok_core::fs::create_new(&path), path)
+            })
+            .find_map(|(file, path)| match file {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                other => Some(other.map(|f| (path, f))),
+            })
+            .expect("an unused name")?;
         let mut w = EventWriter {
-            out: BufWriter::new(File::create(&path)?),
+            out: BufWriter::new(file),
             path,
         };
         w.write_event(0, EventKind::FileVersion("brain.Event:2".into()))?;
         w.flush()?;
         Ok(w)
+    }
+
+    /// Marks a (re)start at `step`: TensorBoard drops every point of this run's earlier
+    /// files at `step` or later, so the steps a crashed process logged after its last
+    /// checkpoint are not shown twice once the resumed run logs them again.
+    pub fn start_session(&mut self, step: u64) -> std::io::Result<()> {
+        self.write_event(
+            step,
+            EventKind::SessionLog(SessionLog {
+                status: SESSION_START,
+            }),
+        )?;
+        self.flush()
     }
 
     pub fn path(&self) -> &Path {

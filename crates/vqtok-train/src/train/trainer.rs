@@ -22,19 +22,21 @@ use vqtok_config::{Amp, CodebookLevel, Config, ModelConfig, json_diff};
 use vqtok_run::{Checkpoint, CheckpointStore, RunDir, RunError, TrainState};
 
 use crate::loss::{LossCalculator, LossLog, LossOptions, Lpips, Split};
-use crate::model::{CodebookUsage, VqModel, create_model, load_weights};
+use crate::model::{VqModel, create_model, load_weights};
 use crate::optim::{Adam, AdamConfig};
 use crate::state_dict::{LoadOptions, load_state_dict};
 use crate::train::checkpoint::{self, CheckpointContent};
-use crate::train::data::{DataSource, DataState};
+use crate::train::code_window::{CodeWindow, CodeWindowState};
+use crate::train::data::{DataSource, DataState, held_out_split_problem};
 use crate::train::device::device_name;
 use crate::train::error::TrainError;
 use crate::train::evaluate::{EvalReport, evaluate, validation_lpips};
+use crate::train::failpoints;
 use crate::train::metrics_log::MetricsLog;
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::progress::Progress;
 use crate::train::schedule::LrSchedule;
-use crate::train::step::{StepLog, StepSettings, train_step};
+use crate::train::step::{StepLog, StepOutcome, StepSettings, train_step};
 use crate::train::tensorboard::EventWriter;
 
 /// Settings of one invocation that are not part of the config.
@@ -95,12 +97,26 @@ pub struct Trainer {
     metrics: MetricsLog,
     step: u64,
     skipped_steps: u64,
+    skipped_disc_updates: u64,
     best_val: Option<f64>,
+    /// Why the run does not validate, when it cannot (see `held_out_split_problem`).
+    no_validation: Option<String>,
+    /// Codebook usage and perplexity of the current log interval.
+    codes: CodeWindow,
 }
 
 impl Trainer {
     /// Builds everything for a new run, or restores it from `opts.resume`.
-    pub fn new(cfg: Config, opts: TrainOptions) -> Result<Trainer, TrainError> {
+    pub fn new(mut cfg: Config, opts: TrainOptions) -> Result<Trainer, TrainError> {
+        // Every data source the run needs is checked now, not at the first validation.
+        let no_validation = held_out_split_problem(&cfg)?;
+        match &no_validation {
+            Some(reason) => {
+                cfg.data.val_fraction = 0.0;
+                eprintln!("warning: training on every file, without validation: {reason}");
+            }
+            None => drop(DataSource::open(&cfg, Split::Val, None)?),
+        }
         let device = opts.device;
         let amp = cfg.train.amp == Amp::Bf16;
         if amp && device == Device::Cpu {
@@ -158,6 +174,7 @@ impl Trainer {
             ),
             None => None,
         };
+        let codes = CodeWindow::new(&levels, device);
         let mut trainer = Trainer {
             norm: PixelNorm::new(&cfg.data.normalize, device),
             schedule: LrSchedule::new(&cfg.train),
@@ -178,10 +195,19 @@ impl Trainer {
             store,
             step: 0,
             skipped_steps: 0,
+            skipped_disc_updates: 0,
             best_val: None,
+            no_validation,
+            codes,
         };
         match loaded {
-            Some(ck) => trainer.restore(ck)?,
+            Some(ck) => {
+                trainer.restore(ck)?;
+                trainer
+                    .tb
+                    .start_session(trainer.step)
+                    .map_err(TrainError::io(trainer.run.root()))?;
+            }
             None => trainer.init_from_ckpt_path()?,
         }
         let config_path = trainer.run.config_path();
@@ -242,7 +268,16 @@ impl Trainer {
             .load_checkpoint_state(&ck.model, ck.optimizer_disc.as_ref(), &model_path)?;
         self.step = ck.state.step;
         self.skipped_steps = ck.state.skipped_steps;
+        self.skipped_disc_updates = ck.state.skipped_disc_updates;
         self.best_val = ck.state.best_val_rec_loss;
+        if !ck.state.log_window.is_null() {
+            let path = ck.checkpoint.file(Checkpoint::STATE);
+            let state: CodeWindowState = serde_json::from_value(ck.state.log_window.clone())
+                .map_err(|e| RunError::invalid(&path, format!("`log_window`: {e}")))?;
+            self.codes
+                .restore(&state)
+                .map_err(|e| RunError::invalid(&path, format!("`log_window`: {e}")))?;
+        }
         Ok(())
     }
 
@@ -265,12 +300,6 @@ impl Trainer {
                 }
             ));
         }
-        let mut usage: Vec<CodebookUsage> = self
-            .levels
-            .iter()
-            .map(|l| CodebookUsage::new(l.codebook_size as i64, self.opts.device))
-            .collect();
-        let mut perplexity_sum: Vec<Tensor> = Vec::new();
         let mut window = Window::default();
         let mut consecutive_bad = 0u32;
         let mut summary = RunSummary {
@@ -287,34 +316,50 @@ impl Trainer {
                 .next_batch()?
                 .ok_or_else(|| TrainError::Data("the training source ended".into()))?;
             window.wait += started.elapsed();
-            let x = self.norm.model_input(&batch);
+            let mut x = self.norm.model_input(&batch);
+            if failpoints::fires_at("train-nan-batch", self.step) {
+                x = x.full_like(f64::NAN);
+            }
             tch::manual_seed(step_seed(t.seed, self.step) as i64);
-            let outcome = self.train_step(&x)?;
+            let outcome = if failpoints::fires_at("train-skip-batch", self.step) {
+                StepOutcome::Skipped
+            } else {
+                self.train_step(&x)?
+            };
+            if failpoints::fires_at("train-poison-weights", self.step)
+                && let Some(w) = self.model.trainable_vars().first()
+            {
+                let _ = tch::no_grad(|| w.shallow_clone().fill_(f64::NAN));
+            }
             let global_step = self.step;
             self.step += 1;
             window.frames += x.size()[0] as u64;
             window.steps += 1;
-            let log = match outcome {
-                Some(log) => {
-                    consecutive_bad = 0;
-                    for (u, idx) in usage.iter_mut().zip(&log.indices) {
-                        u.update(idx);
-                    }
-                    if perplexity_sum.is_empty() {
-                        perplexity_sum = log.perplexity.iter().map(Tensor::zeros_like).collect();
-                    }
-                    for (s, p) in perplexity_sum.iter_mut().zip(&log.perplexity) {
-                        *s += p;
-                    }
-                    window.good += 1;
-                    Some(log)
-                }
-                None => {
-                    consecutive_bad += 1;
+            let (log, skipped) = match outcome {
+                StepOutcome::Done(log) => (Some(log), None),
+                StepOutcome::Skipped => {
                     self.skipped_steps += 1;
-                    progress.line(&format!(
-                        "step {global_step}: non-finite loss, update skipped"
-                    ));
+                    (
+                        None,
+                        Some("non-finite loss, step skipped (no update, statistics restored)"),
+                    )
+                }
+                StepOutcome::DiscriminatorSkipped(log) => {
+                    self.skipped_disc_updates += 1;
+                    (
+                        Some(log),
+                        Some(
+                            "non-finite discriminator loss, discriminator update skipped \
+                             (the autoencoder was updated)",
+                        ),
+                    )
+                }
+            };
+            match skipped {
+                None => consecutive_bad = 0,
+                Some(what) => {
+                    consecutive_bad += 1;
+                    progress.line(&format!("step {global_step}: {what}"));
                     if consecutive_bad >= t.max_bad_steps {
                         progress.finish();
                         return Err(TrainError::Diverged {
@@ -322,14 +367,20 @@ impl Trainer {
                             at: global_step,
                         });
                     }
-                    None
                 }
+            }
+            let log = match log {
+                Some(log) => {
+                    self.codes.add(&log.indices, &log.perplexity);
+                    Some(log)
+                }
+                None => None,
             };
             window.time += started.elapsed();
             let step = self.step;
             if let Some(log) = &log {
                 if step.is_multiple_of(t.log_every) || step == total {
-                    let line = self.write_logs(log, &mut usage, &mut perplexity_sum, &window)?;
+                    let line = self.write_logs(log, &window)?;
                     progress.update(step, &line);
                     progress.summary(&format!("step {step}/{total} {line}"));
                     window = Window::default();
@@ -343,7 +394,7 @@ impl Trainer {
             }
             let mut save = step.is_multiple_of(t.checkpoint_every) || step == total;
             let mut best = false;
-            if step.is_multiple_of(t.val_every) || step == total {
+            if self.no_validation.is_none() && (step.is_multiple_of(t.val_every) || step == total) {
                 let report = self.validate()?;
                 let rec = report.get("val/rec_loss");
                 if let Some(rec) = rec.filter(|r| r.is_finite())
@@ -356,7 +407,8 @@ impl Trainer {
                 progress.line(&report.to_string());
                 summary.last_validation = Some(report.values);
             }
-            let interrupted = stop.load(Ordering::SeqCst);
+            let interrupted =
+                stop.load(Ordering::SeqCst) || failpoints::fires_at("train-interrupt", global_step);
             if save || interrupted {
                 let dir = self.save_checkpoint()?;
                 if best {
@@ -382,9 +434,8 @@ impl Trainer {
         Ok(summary)
     }
 
-    /// One optimisation step at `self.step`; `None` when the loss was not finite and
-    /// no weight was updated.
-    fn train_step(&mut self, x: &Tensor) -> Result<Option<StepLog>, TrainError> {
+    /// One optimisation step at `self.step`.
+    fn train_step(&mut self, x: &Tensor) -> Result<StepOutcome, TrainError> {
         let settings = StepSettings {
             lr: self.schedule.lr_at(self.step),
             grad_clip: self.cfg.train.grad_clip,
@@ -402,13 +453,7 @@ impl Trainer {
 
     /// Writes one log interval to TensorBoard and metrics.jsonl; returns the short
     /// status line for the progress display.
-    fn write_logs(
-        &mut self,
-        log: &StepLog,
-        usage: &mut [CodebookUsage],
-        perplexity_sum: &mut [Tensor],
-        window: &Window,
-    ) -> Result<String, TrainError> {
+    fn write_logs(&mut self, log: &StepLog, window: &Window) -> Result<String, TrainError> {
         let mut values: Vec<(String, f64)> = log.losses.iter().flat_map(LossLog::scalars).collect();
         let multi = self.levels.len() > 1;
         let key = |base: &str, name: &str| {
@@ -418,21 +463,11 @@ impl Trainer {
                 format!("train/{base}")
             }
         };
-        for ((level, u), p) in self
-            .levels
-            .iter()
-            .zip(usage.iter_mut())
-            .zip(perplexity_sum.iter_mut())
-        {
+        for (level, s) in self.levels.iter().zip(self.codes.take()) {
             let name = level.name;
-            values.push((key("codebook_usage", name), 100.0 * u.usage()));
-            values.push((key("dead_codes", name), u.dead_codes(1) as f64));
-            values.push((
-                key("perplexity", name),
-                p.double_value(&[]) / window.good.max(1) as f64,
-            ));
-            u.reset();
-            let _ = p.zero_();
+            values.push((key("codebook_usage", name), s.usage_percent));
+            values.push((key("dead_codes", name), s.dead_codes as f64));
+            values.push((key("perplexity", name), s.mean_perplexity));
         }
         let secs = window.time.as_secs_f64().max(1e-9);
         let img_per_s = window.frames as f64 / secs;
@@ -446,6 +481,10 @@ impl Trainer {
             window.wait.as_secs_f64() / secs,
         ));
         values.push(("train/skipped_steps".into(), self.skipped_steps as f64));
+        values.push((
+            "train/skipped_disc_updates".into(),
+            self.skipped_disc_updates as f64,
+        ));
         let io = TrainError::io(&self.opts.run_dir);
         self.tb
             .scalars(self.step, values.iter().map(|(k, v)| (k.as_str(), *v)))
@@ -506,7 +545,9 @@ impl Trainer {
         Ok(report)
     }
 
-    /// Writes `checkpoints/step_NNNNNNN` for the current step.
+    /// Writes `checkpoints/step_NNNNNNN` for the current step, unless a weight, statistic
+    /// or optimizer moment is not finite: a checkpoint never holds NaN or inf, and the
+    /// last good one stays `latest`.
     pub fn save_checkpoint(&mut self) -> Result<Checkpoint, TrainError> {
         let state = TrainState {
             step: self.step,
@@ -516,6 +557,8 @@ impl Trainer {
             data: serde_json::to_value(self.train_data.state()).expect("plain data"),
             seed: self.cfg.train.seed,
             skipped_steps: self.skipped_steps,
+            skipped_disc_updates: self.skipped_disc_updates,
+            log_window: serde_json::to_value(self.codes.state()).expect("plain data"),
             best_val_rec_loss: self.best_val,
             vqtok_version: env!("CARGO_PKG_VERSION").into(),
         };
@@ -527,6 +570,13 @@ impl Trainer {
             scheduler: self.schedule.state(self.step),
             state: &state,
         };
+        if let Some(tensor) = content.first_non_finite() {
+            return Err(TrainError::NonFiniteState {
+                step: self.step,
+                tensor,
+                last: self.store.latest().map(|c| c.dir().to_path_buf()),
+            });
+        }
         self.store
             .save(self.step, |dir| checkpoint::write(dir, &content))
             .map_err(TrainError::from)
@@ -537,7 +587,6 @@ impl Trainer {
 #[derive(Default)]
 struct Window {
     steps: u64,
-    good: u64,
     frames: u64,
     time: Duration,
     wait: Duration,

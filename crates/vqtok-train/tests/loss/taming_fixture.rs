@@ -24,7 +24,7 @@ use vqtok_train::loss::{
 use vqtok_train::model::TamingModel;
 use vqtok_train::optim::{Adam, AdamConfig};
 use vqtok_train::state_dict::{LoadOptions, load_state_dict};
-use vqtok_train::train::step::{StepSettings, train_step};
+use vqtok_train::train::step::{StepOutcome, StepSettings, train_step};
 
 struct Fixture {
     expected: HashMap<String, Tensor>,
@@ -233,9 +233,11 @@ fn full_step(kind: Kind, rtol: f64) {
         grad_clip: None,
         amp: None,
     };
-    let log = train_step(&model, &mut calc, &mut opt_ae, &x, 1, &settings)
-        .unwrap()
-        .expect("finite losses");
+    let StepOutcome::Done(log) =
+        train_step(&model, &mut calc, &mut opt_ae, &x, 1, &settings).unwrap()
+    else {
+        panic!("the fixture's losses are finite")
+    };
     assert_close("recon", &log.recon, &exp["xrec"], rtol);
     let [ae, d] = &log.losses[..] else {
         panic!("a generator and a discriminator log")

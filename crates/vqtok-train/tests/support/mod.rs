@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -118,9 +118,22 @@ pub fn write_config(dir: &Path, cfg: &Config) -> PathBuf {
     p
 }
 
-/// The `vqtok-train` binary of this package.
+/// The `vqtok-train` binary of this package with its failpoints (FAILPOINTS) compiled
+/// in: built once per test process with the `failpoints` feature and copied aside, as
+/// any other build of the binary (the pipeline test's, through xtask) replaces the file
+/// at CARGO_BIN_EXE_vqtok-train.
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vqtok-train"))
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let path = BIN.get_or_init(|| {
+        let dir =
+            vqtok_testkit::process::build_bins(&[("vqtok-train", "vqtok-train")], &["failpoints"]);
+        let copy = dir.join("vqtok-train-failpoints");
+        let tmp = dir.join(format!("vqtok-train-failpoints.{}", std::process::id()));
+        std::fs::copy(dir.join("vqtok-train"), &tmp).expect("copy the test binary");
+        std::fs::rename(&tmp, &copy).expect("publish the test binary");
+        copy
+    });
+    Command::new(path)
 }
 
 /// Runs `cmd`, printing its stderr when it fails.

@@ -8,5 +8,6 @@ mod support;
 mod concurrent;
 mod outputs;
 mod quality;
+mod reliability;
 mod resume;
 mod tensorboard_readback;

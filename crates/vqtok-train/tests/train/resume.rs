@@ -1,7 +1,8 @@
 //! Exact resume on the CPU: 2N steps straight give bit-identical weights and optimizer
 //! state to N steps + kill -9 + resume + N steps, also when the kill lands in the
 //! middle of a checkpoint write. Ctrl-C/SIGTERM checkpoints and exits 0; a diverging
-//! run stops with its last good checkpoint intact; a changed config is refused.
+//! run stops with its last good checkpoint intact; a changed config is refused. The
+//! torn write comes from vqtok-train's failpoints (FAILPOINTS).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,7 +16,7 @@ pub(crate) const N: u64 = 4;
 pub(crate) struct Setup {
     _tmp: tempfile::TempDir,
     pub(crate) dir: PathBuf,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 pub(crate) fn setup(name: &str, extra: serde_json::Value) -> Setup {
@@ -64,7 +65,7 @@ pub(crate) fn ckpt(s: &Setup, run_dir: &str, step: u64) -> PathBuf {
         .join(format!("checkpoints/step_{step:07}"))
 }
 
-fn assert_same_checkpoint(a: &Path, b: &Path) {
+pub(crate) fn assert_same_checkpoint(a: &Path, b: &Path) {
     for file in [
         "model.safetensors",
         "optimizer_ae.safetensors",
@@ -132,7 +133,9 @@ fn exact_resume(name: &str, extra: serde_json::Value) {
     assert_same_checkpoint(&reference, &ckpt(&s, "killed", 2 * N));
 
     // SIGKILL in the middle of writing checkpoint N: the previous one stays `latest`.
-    let out = run(train(&s, "torn", &[]).env("VQTOK_CRASH_DURING_CHECKPOINT", N.to_string()));
+    let out = run(
+        train(&s, "torn", &[]).env("FAILPOINTS", format!("checkpoint-after-model=return({N})"))
+    );
     assert!(!out.status.success(), "the fault hook did not fire");
     let ckpts = s.dir.join("torn/checkpoints");
     assert_eq!(

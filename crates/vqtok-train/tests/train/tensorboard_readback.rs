@@ -59,3 +59,48 @@ print("image", img.step, img.width, img.height, img.encoded_image_string[:4] == 
     assert!(stdout.contains("image 4 4 2 True"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A run that logged steps 1–6, crashed, and resumed from its checkpoint at step 4:
+/// TensorBoard shows steps 1–8 once each (the resumed writer's session-start marker
+/// purges the crashed process's points from step 4 on).
+#[test]
+fn a_resumed_run_shows_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crashed = EventWriter::create(dir.path()).unwrap();
+    for step in 1..=6u64 {
+        crashed.scalars(step, [("train/total_loss", 1.0)]).unwrap();
+    }
+    crashed.flush().unwrap();
+    let mut resumed = EventWriter::create(dir.path()).unwrap();
+    resumed.start_session(4).unwrap();
+    for step in 4..=8u64 {
+        resumed.scalars(step, [("train/total_loss", 2.0)]).unwrap();
+    }
+    resumed.flush().unwrap();
+
+    let script = r#"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+acc.Reload()
+print("points", [(e.step, e.value) for e in acc.Scalars("train/total_loss")])
+"#;
+    let out = Command::new(env!("VQTOK_PYTHON"))
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path())
+        .output()
+        .expect("run the venv python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "points [(1, 1.0), (2, 1.0), (3, 1.0), (4, 2.0), (5, 2.0), (6, 2.0), (7, 2.0), (8, 2.0)]"
+        ),
+        "{stdout}"
+    );
+}

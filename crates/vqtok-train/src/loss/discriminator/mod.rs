@@ -190,6 +190,13 @@ impl Discriminator {
         &self.vs
     }
 
+    /// Every variable of the network: its forwards change BatchNorm running statistics
+    /// (and ActNorm's data-dependent init) in place, before the step knows whether its
+    /// losses are finite.
+    pub fn statistics(&self) -> Vec<Tensor> {
+        self.vs.variables().into_values().collect()
+    }
+
     /// From `disc_start` on, the adversarial term counts and D runs.
     pub fn is_on(&self, step: u64) -> bool {
         step >= self.spec.start

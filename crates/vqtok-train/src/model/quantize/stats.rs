@@ -89,6 +89,20 @@ impl CodebookUsage {
     pub fn reset(&mut self) {
         let _ = self.counts.zero_();
     }
+
+    /// Continues from saved [`Self::counts`].
+    pub fn restore(&mut self, counts: &[i64]) -> Result<(), String> {
+        let size = self.counts.size()[0];
+        if counts.len() as i64 != size {
+            return Err(format!(
+                "{} code counts for a codebook of {size}",
+                counts.len()
+            ));
+        }
+        self.counts
+            .copy_(&Tensor::from_slice(counts).to_device(self.counts.device()));
+        Ok(())
+    }
 }
 
 /// A `[K]` int64 count tensor on the host.

@@ -1,0 +1,21 @@
+//! Fault injection for the reliability tests, through the `fail` crate: the points are
+//! compiled in only with the `failpoints` feature (vqtok-train's tests enable it), and
+//! a point fires when the `FAILPOINTS` environment variable says `NAME=return(STEP)`.
+//!
+//! | point | effect at step STEP |
+//! |---|---|
+//! | `train-nan-batch` | the batch is all NaN |
+//! | `train-skip-batch` | the batch is skipped without a forward (the reference a NaN batch must equal) |
+//! | `train-poison-weights` | after the step, a model weight becomes NaN |
+//! | `train-interrupt` | after the step, the run stops as on Ctrl-C (checkpoint, exit 0) |
+//! | `checkpoint-after-model` | SIGKILL once the checkpoint's model file is written |
+
+/// Whether point `name` is set to fire at `step`.
+pub fn fires_at(name: &str, step: u64) -> bool {
+    (|| {
+        fail::fail_point!(name, |arg: Option<String>| {
+            arg.and_then(|s| s.trim().parse::<u64>().ok()) == Some(step)
+        });
+        false
+    })()
+}

@@ -1,0 +1,151 @@
+//! Nothing lost, nothing poisoned: a NaN batch changes nothing (the run equals one that
+//! skipped the batch without a forward), a non-finite weight is never checkpointed, and
+//! a run whose held-out split is empty (a folder of one video) trains to the end without
+//! validation instead of dying at the first one. Faults come from vqtok-train's
+//! failpoints (FAILPOINTS, see src/train/failpoints.rs).
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::resume::{N, Setup, assert_same_checkpoint, ckpt, setup, train};
+use crate::support::{bin, config, run, write_config, write_video};
+
+/// Trains `s` to the end with `FAILPOINTS=failpoints`; returns stderr.
+fn train_with_failpoints(s: &Setup, run_dir: &str, failpoints: &str) -> String {
+    let out = run(train(s, run_dir, &[]).env("FAILPOINTS", failpoints));
+    assert!(out.status.success(), "{run_dir} failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A NaN batch at step 3 (after the discriminator started, with the EMA codebook and
+/// BatchNorm statistics in play) leaves checkpoint 2N bit-identical to a run that
+/// skipped batch 3 without a forward: nothing the NaN forward touched survives.
+fn nan_batch_changes_nothing(name: &str, extra: serde_json::Value) {
+    let s = setup(name, extra);
+    let stderr = train_with_failpoints(&s, "nan", "train-nan-batch=return(3)");
+    assert!(
+        stderr.contains("step 3: non-finite loss, step skipped"),
+        "{stderr}"
+    );
+    train_with_failpoints(&s, "skip", "train-skip-batch=return(3)");
+    assert_same_checkpoint(&ckpt(&s, "skip", 2 * N), &ckpt(&s, "nan", 2 * N));
+}
+
+#[test]
+fn a_nan_batch_changes_nothing_on_the_taming_path() {
+    nan_batch_changes_nothing(
+        "emavq_tiny.json",
+        json!({"model_args": {"ddconfig": {"resolution": 32, "attn_resolutions": [8]},
+        "lossconfig": {"params": {"disc_start": 0}}}}),
+    );
+}
+
+#[test]
+fn a_nan_batch_changes_nothing_on_the_traditional_path() {
+    nan_batch_changes_nothing(
+        "vqvae_tiny.json",
+        json!({"train_args": {"traditional_loss": {"gan_weight": 0.1, "disc_start": 0}}}),
+    );
+}
+
+#[test]
+fn a_non_finite_weight_is_never_checkpointed() {
+    let s = setup(
+        "vqvae_tiny.json",
+        json!({"train_args": {"checkpoint_every": 1}}),
+    );
+    let out = run(train(&s, "run", &[]).env("FAILPOINTS", "train-poison-weights=return(2)"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("step 3: `") && stderr.contains("holds a non-finite value"),
+        "{stderr}"
+    );
+    let ckpts = s.dir.join("run/checkpoints");
+    assert_eq!(
+        std::fs::read_link(ckpts.join("latest")).unwrap(),
+        PathBuf::from("step_0000002"),
+        "the last good checkpoint stays latest"
+    );
+    assert!(!ckpt(&s, "run", 3).exists());
+    for (name, t) in tch::Tensor::read_safetensors(ckpts.join("latest/model.safetensors")).unwrap()
+    {
+        assert_eq!(
+            t.isfinite().all().int64_value(&[]),
+            1,
+            "{name} is not finite"
+        );
+    }
+}
+
+#[test]
+fn a_folder_of_one_video_trains_to_the_end_without_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let videos = tmp.path().join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    write_video(&videos.join("only.mp4"), 32, 30, 1);
+    let cfg = config(
+        "vqvae_tiny.json",
+        json!({
+            "train_args": {"num_steps": 4, "batch_size": 2, "val_every": 2, "checkpoint_every": 2,
+                           "device": "cpu"},
+            "data_args": {"train": [videos.display().to_string()], "val": [],
+                          "resolution": 32, "sequence_length": 2, "num_workers": 1}
+        }),
+    );
+    let config = write_config(tmp.path(), &cfg);
+    let out = run(bin()
+        .args(["--threads", "1", "train", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(tmp.path().join("run")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("without validation") && stderr.contains("only.mp4"),
+        "the warning names the cause: {stderr}"
+    );
+    assert!(tmp.path().join("run/checkpoints/step_0000004").is_dir());
+}
+
+/// The metrics logged after a resume equal an uninterrupted run's, also when the run
+/// stopped in the middle of a log interval: the interval's codebook usage and
+/// perplexity are part of the checkpoint.
+#[test]
+fn codebook_statistics_resume_in_the_middle_of_a_log_interval() {
+    let s = setup(
+        "vqvae_tiny.json",
+        json!({"train_args": {"num_steps": 12, "log_every": 4, "checkpoint_every": 100}}),
+    );
+    assert!(run(&mut train(&s, "straight", &[])).status.success());
+    let out = run(train(&s, "stopped", &[]).env("FAILPOINTS", "train-interrupt=return(4)"));
+    assert!(out.status.success());
+    assert!(ckpt(&s, "stopped", 5).is_dir(), "interrupted after step 5");
+    assert!(
+        run(&mut train(&s, "stopped", &["--resume"]))
+            .status
+            .success()
+    );
+    let logged = |run_dir: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(s.dir.join(run_dir).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (straight, resumed) = (logged("straight"), logged("stopped"));
+    for step in [8, 12] {
+        let at = |lines: &[serde_json::Value]| {
+            let line = lines
+                .iter()
+                .find(|l| l["step"] == step)
+                .unwrap_or_else(|| panic!("no metrics at step {step}"));
+            (
+                line["train/codebook_usage"].clone(),
+                line["train/perplexity"].clone(),
+            )
+        };
+        assert_eq!(at(&resumed), at(&straight), "step {step}");
+    }
+}
