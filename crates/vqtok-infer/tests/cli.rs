@@ -428,3 +428,83 @@ fn finds_onnx_runtime_without_the_environment_and_names_a_wrong_path() {
         stderr(&out)
     );
 }
+
+/// Every file below `root`, relative to it, sorted.
+fn tree(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Kill storm: a batch over a corpus, SIGKILLed 20 times at random moments and rerun
+/// each time, ends with every output byte-identical to an uninterrupted run's and no
+/// partial file left; every finished output in between is a valid token file.
+#[test]
+fn a_batch_killed_twenty_times_ends_identical_to_an_uninterrupted_run() {
+    let dir = scratch("kill_storm");
+    let model = model("taming_tiny.json", 3);
+    let input = dir.join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    for i in 0..6 {
+        let (w, h) = if i % 2 == 0 { (64, 48) } else { (48, 64) };
+        let sub = if i < 3 { "" } else { "sub/" };
+        write_video(&input.join(format!("{sub}c{i}.mp4")), 10 + i, w, h, 25.0);
+    }
+    let batch = |out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_vqtokenize"));
+        c.arg(&input)
+            .arg("-o")
+            .arg(out)
+            .arg("-m")
+            .arg(&model)
+            .args(["--jobs", "2", "-q"])
+            .env_remove("VQTOK_MODEL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let reference = dir.join("reference");
+    assert!(batch(&reference).status().unwrap().success());
+
+    let out = dir.join("out");
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    for kill in 0..20 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = batch(&out).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30 + rng % 700));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if out.is_dir() {
+            for file in tree(&out) {
+                let name = file.to_string_lossy();
+                if name.ends_with(".vqt.safetensors") && !name.contains("partial") {
+                    TokenFile::open(&out.join(&file))
+                        .unwrap_or_else(|e| panic!("after kill {kill}: {name}: {e}"));
+                }
+            }
+        }
+    }
+    assert!(batch(&out).status().unwrap().success());
+    let (want, got) = (tree(&reference), tree(&out));
+    assert_eq!(got, want, "the same files, and no partial one left");
+    for file in &want {
+        assert!(
+            std::fs::read(out.join(file)).unwrap() == std::fs::read(reference.join(file)).unwrap(),
+            "{} differs from the uninterrupted run's",
+            file.display()
+        );
+    }
+}

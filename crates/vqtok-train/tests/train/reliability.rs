@@ -149,3 +149,50 @@ fn codebook_statistics_resume_in_the_middle_of_a_log_interval() {
         assert_eq!(at(&resumed), at(&straight), "step {step}");
     }
 }
+
+/// Kill storm: a trainer SIGKILLed 50 times at random moments and resumed each time
+/// never leaves an unreadable `latest` checkpoint, and ends with weights and optimizer
+/// state bit-identical to an uninterrupted run.
+#[test]
+fn a_trainer_killed_fifty_times_ends_bit_identical() {
+    const STEPS: u64 = 600;
+    let s = setup(
+        "vqvae_tiny.json",
+        json!({"train_args": {"num_steps": STEPS, "checkpoint_every": 1, "log_every": 10}}),
+    );
+    assert!(run(&mut train(&s, "straight", &[])).status.success());
+    let latest = s.dir.join("storm/checkpoints/latest");
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut kills = 0;
+    while kills < 50 && !ckpt(&s, "storm", STEPS).exists() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let resume: &[&str] = if latest.exists() { &["--resume"] } else { &[] };
+        let mut child = train(&s, "storm", resume)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150 + rng % 900));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        if latest.exists() {
+            let state = std::fs::read(latest.join("train_state.json")).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&state)
+                .unwrap_or_else(|e| panic!("after kill {kills}: train_state.json: {e}"));
+            tch::Tensor::read_safetensors(latest.join("model.safetensors"))
+                .unwrap_or_else(|e| panic!("after kill {kills}: model.safetensors: {e}"));
+        }
+    }
+    assert!(
+        kills >= 25,
+        "only {kills} kills landed before the run finished"
+    );
+    assert!(run(&mut train(&s, "storm", &["--resume"])).status.success());
+    assert_same_checkpoint(&ckpt(&s, "straight", STEPS), &ckpt(&s, "storm", STEPS));
+}
