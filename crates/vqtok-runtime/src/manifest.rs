@@ -488,7 +488,7 @@ mod tests {
             ),
             (|m| m.levels.clear(), "`levels` lists 0 codebook levels"),
             (|m| m.size_multiple = 0, "`size_multiple` is 0"),
-            // Was `c % 0` in `PixelIo::to_pixel_scale` during verification.
+            // `PixelIo::to_pixel_scale` takes `c % channels`.
             (
                 |m| m.normalization.pixels.std.clear(),
                 "`normalization.std` has 0",
