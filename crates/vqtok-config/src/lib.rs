@@ -29,6 +29,7 @@ pub use quantizer::{EmaArgs, QuantizerKind};
 pub use split::Split;
 pub use taming::{DdConfig, DiscLoss, LossConfig, LossParams, ModelVariant, TamingArgs};
 pub use train::{Amp, LrDecay, LrDecayKind, ReconLoss, TraditionalLoss, TrainArgs};
+pub use validate::{MAX_CODEBOOK, MAX_SIDE};
 
 /// A validated param.json.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,6 +11,23 @@ use crate::train::{Amp, LrDecayKind, TrainArgs};
 
 type Check = Result<(), ConfigError>;
 
+/// Largest frame side (and model resolution): the video reader's own limit, so that no
+/// size taken from a config can ask for a frame buffer no video could fill.
+pub const MAX_SIDE: usize = 16384;
+/// Largest channel count of any layer: far above real models, far below sizes whose
+/// weight tensors could not be allocated.
+const MAX_CHANNELS: usize = 1 << 16;
+/// Most entries of one codebook (token files store indices as int32).
+pub const MAX_CODEBOOK: usize = 1 << 22;
+/// Most elements of one codebook table (`size × dim`, 1 GiB of f32).
+const MAX_CODEBOOK_ELEMENTS: usize = 1 << 28;
+/// Most `ch_mult` levels (a factor of 2^10 = 1024) and largest VQ-VAE `downsample`.
+const MAX_FACTOR_LEVELS: usize = 11;
+/// Most repetitions of a block (residual blocks, discriminator layers).
+const MAX_BLOCKS: usize = 64;
+/// Largest batch, clip length, stride and worker count: bounds the buffers a run allocates.
+const MAX_COUNT: usize = 1 << 16;
+
 fn ensure(ok: bool, path: &str, message: impl FnOnce() -> String) -> Check {
     if ok {
         Ok(())
@@ -21,6 +38,13 @@ fn ensure(ok: bool, path: &str, message: impl FnOnce() -> String) -> Check {
 
 fn positive(value: usize, path: &str) -> Check {
     ensure(value >= 1, path, || "must be at least 1".into())
+}
+
+/// `1 ≤ value ≤ max`: a size that a layer or buffer is built from.
+fn bounded(value: usize, max: usize, path: &str) -> Check {
+    ensure((1..=max).contains(&value), path, || {
+        format!("must be between 1 and {max}, got {value}")
+    })
 }
 
 fn non_negative_f(value: f64, path: &str) -> Check {
@@ -46,10 +70,24 @@ pub(crate) fn model(m: &ModelConfig) -> Check {
 /// A codebook of `size` entries of `dim` values, named `model_args.SIZE_NAME` and
 /// `model_args.DIM_NAME`.
 fn codebook(size: usize, dim: usize, size_name: &str, dim_name: &str) -> Check {
-    ensure(size >= 2, &format!("model_args.{size_name}"), || {
+    let size_path = format!("model_args.{size_name}");
+    ensure(size >= 2, &size_path, || {
         format!("a codebook needs at least 2 entries, got {size}")
     })?;
-    positive(dim, &format!("model_args.{dim_name}"))
+    ensure(size <= MAX_CODEBOOK, &size_path, || {
+        format!("at most {MAX_CODEBOOK} entries are supported, got {size}")
+    })?;
+    bounded(dim, MAX_CHANNELS, &format!("model_args.{dim_name}"))?;
+    ensure(
+        size.checked_mul(dim)
+            .is_some_and(|n| n <= MAX_CODEBOOK_ELEMENTS),
+        &size_path,
+        || {
+            format!(
+                "{size} entries of {dim} values exceed {MAX_CODEBOOK_ELEMENTS} codebook elements"
+            )
+        },
+    )
 }
 
 fn ema(e: &EmaArgs, used: bool) -> Check {
@@ -74,13 +112,21 @@ pub(crate) fn taming(a: &TamingArgs) -> Check {
     ensure(!d.double_z, &p("double_z"), || {
         "must be false: VQModel's quant_conv expects z_channels, not 2·z_channels".into()
     })?;
-    positive(d.in_channels, &p("in_channels"))?;
-    positive(d.out_ch, &p("out_ch"))?;
-    positive(d.z_channels, &p("z_channels"))?;
-    positive(d.num_res_blocks, &p("num_res_blocks"))?;
-    ensure(!d.ch_mult.is_empty(), &p("ch_mult"), || {
-        "must list at least one level".into()
-    })?;
+    bounded(d.in_channels, MAX_CHANNELS, &p("in_channels"))?;
+    bounded(d.out_ch, MAX_CHANNELS, &p("out_ch"))?;
+    bounded(d.z_channels, MAX_CHANNELS, &p("z_channels"))?;
+    bounded(d.num_res_blocks, MAX_BLOCKS, &p("num_res_blocks"))?;
+    // Checked before `factor()` shifts by the level count.
+    ensure(
+        (1..=MAX_FACTOR_LEVELS).contains(&d.ch_mult.len()),
+        &p("ch_mult"),
+        || {
+            format!(
+                "must list 1 to {MAX_FACTOR_LEVELS} levels (a factor of at most 1024), got {}",
+                d.ch_mult.len()
+            )
+        },
+    )?;
     // in_ch_mult starts with 1, so the stem's GroupNorm sees ch channels and every
     // later one ch·ch_mult[i]: ch divisible by 32 is necessary and sufficient.
     ensure(d.ch >= 32 && d.ch.is_multiple_of(32), &p("ch"), || {
@@ -89,12 +135,21 @@ pub(crate) fn taming(a: &TamingArgs) -> Check {
             d.ch
         )
     })?;
+    bounded(d.ch, MAX_CHANNELS, &p("ch"))?;
     for (i, m) in d.ch_mult.iter().enumerate() {
         ensure(*m >= 1, &format!("{}[{i}]", p("ch_mult")), || {
             "must be at least 1".into()
         })?;
+        ensure(
+            d.ch.checked_mul(*m).is_some_and(|c| c <= MAX_CHANNELS),
+            &format!("{}[{i}]", p("ch_mult")),
+            || format!("ch·ch_mult = {}·{m} exceeds {MAX_CHANNELS} channels", d.ch),
+        )?;
     }
     let factor = d.factor();
+    ensure(d.resolution <= MAX_SIDE, &p("resolution"), || {
+        format!("must be at most {MAX_SIDE}, got {}", d.resolution)
+    })?;
     ensure(
         d.resolution >= factor && d.resolution.is_multiple_of(factor),
         &p("resolution"),
@@ -146,8 +201,8 @@ pub(crate) fn taming(a: &TamingArgs) -> Check {
             )
         },
     )?;
-    positive(l.params.disc_num_layers, &lp("disc_num_layers"))?;
-    positive(l.params.disc_ndf, &lp("disc_ndf"))?;
+    bounded(l.params.disc_num_layers, MAX_BLOCKS, &lp("disc_num_layers"))?;
+    bounded(l.params.disc_ndf, MAX_CHANNELS, &lp("disc_ndf"))?;
     for (k, v) in [
         ("codebook_weight", l.params.codebook_weight),
         ("pixelloss_weight", l.params.pixelloss_weight),
@@ -167,9 +222,14 @@ fn power_of_two_at_least_2(v: usize) -> bool {
 /// The hidden width `model_args.NAME` of a classic encoder, whose first conv has half of it.
 fn halvable_channels(value: usize, name: &str) -> Check {
     ensure(
-        value >= 2 && value.is_multiple_of(2),
+        (2..=MAX_CHANNELS).contains(&value) && value.is_multiple_of(2),
         &format!("model_args.{name}"),
-        || format!("must be even and ≥ 2 (the first conv has {name}/2 channels), got {value}"),
+        || {
+            format!(
+                "must be even, ≥ 2 and at most {MAX_CHANNELS} (the first conv has {name}/2 \
+                 channels), got {value}"
+            )
+        },
     )
 }
 
@@ -180,13 +240,32 @@ pub(crate) fn vqvae(a: &VqVaeArgs) -> Check {
         "num_embeddings",
         "embedding_dim",
     )?;
-    positive(a.in_channels, "model_args.in_channels")?;
+    bounded(a.in_channels, MAX_CHANNELS, "model_args.in_channels")?;
     halvable_channels(a.num_hiddens, "num_hiddens")?;
-    positive(a.num_residual_hiddens, "model_args.num_residual_hiddens")?;
+    bounded(
+        a.num_residual_hiddens,
+        MAX_CHANNELS,
+        "model_args.num_residual_hiddens",
+    )?;
     ensure(
-        power_of_two_at_least_2(a.downsample),
+        a.num_residual_layers <= MAX_BLOCKS,
+        "model_args.num_residual_layers",
+        || {
+            format!(
+                "must be at most {MAX_BLOCKS}, got {}",
+                a.num_residual_layers
+            )
+        },
+    )?;
+    ensure(
+        power_of_two_at_least_2(a.downsample) && a.downsample < 1 << MAX_FACTOR_LEVELS,
         "model_args.downsample",
-        || format!("must be a power of two ≥ 2, got {}", a.downsample),
+        || {
+            format!(
+                "must be a power of two from 2 to 1024, got {}",
+                a.downsample
+            )
+        },
     )?;
     non_negative_f(a.commitment_cost, "model_args.commitment_cost")?;
     ema(&a.ema, a.quantizer == QuantizerKind::Ema)
@@ -194,9 +273,14 @@ pub(crate) fn vqvae(a: &VqVaeArgs) -> Check {
 
 pub(crate) fn vqvae2(a: &VqVae2Args) -> Check {
     codebook(a.n_embed, a.embed_dim, "n_embed", "embed_dim")?;
-    positive(a.in_channels, "model_args.in_channels")?;
+    bounded(a.in_channels, MAX_CHANNELS, "model_args.in_channels")?;
     halvable_channels(a.channel, "channel")?;
-    positive(a.n_res_channel, "model_args.n_res_channel")?;
+    bounded(a.n_res_channel, MAX_CHANNELS, "model_args.n_res_channel")?;
+    ensure(
+        a.n_res_block <= MAX_BLOCKS,
+        "model_args.n_res_block",
+        || format!("must be at most {MAX_BLOCKS}, got {}", a.n_res_block),
+    )?;
     non_negative_f(a.commitment_cost, "model_args.commitment_cost")?;
     ema(&a.ema, a.quantizer == QuantizerKind::Ema)
 }
@@ -217,7 +301,7 @@ pub(crate) fn train(t: &TrainArgs, m: &ModelConfig) -> Check {
     ensure(t.num_steps >= 1, &p("num_steps"), || {
         "must be at least 1".into()
     })?;
-    positive(t.batch_size, &p("batch_size"))?;
+    bounded(t.batch_size, MAX_COUNT, &p("batch_size"))?;
     for (i, b) in t.adam_betas.iter().enumerate() {
         ensure(
             (0.0..1.0).contains(b),
@@ -245,7 +329,7 @@ pub(crate) fn train(t: &TrainArgs, m: &ModelConfig) -> Check {
         ensure(v >= 1, &p(k), || "must be at least 1".into())?;
     }
     positive(t.keep_checkpoints, &p("keep_checkpoints"))?;
-    positive(t.val_batches, &p("val_batches"))?;
+    bounded(t.val_batches, MAX_COUNT, &p("val_batches"))?;
     ensure(t.max_bad_steps >= 1, &p("max_bad_steps"), || {
         "must be at least 1".into()
     })?;
@@ -300,8 +384,8 @@ pub(crate) fn train(t: &TrainArgs, m: &ModelConfig) -> Check {
     let lp = |k: &str| format!("train_args.traditional_loss.{k}");
     non_negative_f(l.perceptual_weight, &lp("perceptual_weight"))?;
     non_negative_f(l.gan_weight, &lp("gan_weight"))?;
-    positive(l.disc_num_layers, &lp("disc_num_layers"))?;
-    positive(l.disc_ndf, &lp("disc_ndf"))
+    bounded(l.disc_num_layers, MAX_BLOCKS, &lp("disc_num_layers"))?;
+    bounded(l.disc_ndf, MAX_CHANNELS, &lp("disc_ndf"))
 }
 
 fn valid_device(d: &str) -> bool {
@@ -312,11 +396,11 @@ fn valid_device(d: &str) -> bool {
 
 pub(crate) fn data(d: &DataArgs, m: &ModelConfig) -> Check {
     let p = |k: &str| format!("data_args.{k}");
-    positive(d.sequence_length, &p("sequence_length"))?;
-    positive(d.frame_stride, &p("frame_stride"))?;
-    positive(d.num_workers, &p("num_workers"))?;
-    positive(d.prefetch_batches, &p("prefetch_batches"))?;
-    positive(d.val_clips_per_video, &p("val_clips_per_video"))?;
+    bounded(d.sequence_length, MAX_COUNT, &p("sequence_length"))?;
+    bounded(d.frame_stride, MAX_COUNT, &p("frame_stride"))?;
+    bounded(d.num_workers, MAX_COUNT, &p("num_workers"))?;
+    bounded(d.prefetch_batches, MAX_COUNT, &p("prefetch_batches"))?;
+    bounded(d.val_clips_per_video, MAX_COUNT, &p("val_clips_per_video"))?;
     ensure(
         (0.0..1.0).contains(&d.val_fraction),
         &p("val_fraction"),
@@ -329,9 +413,16 @@ pub(crate) fn data(d: &DataArgs, m: &ModelConfig) -> Check {
     )?;
     if let Some(r) = d.resolution {
         let k = m.size_multiple();
-        ensure(r >= k && r % k == 0, &p("resolution"), || {
-            format!("must be a multiple of the model's downsampling factor {k}, got {r}")
-        })?;
+        ensure(
+            r >= k && r % k == 0 && r <= MAX_SIDE,
+            &p("resolution"),
+            || {
+                format!(
+                    "must be a multiple of the model's downsampling factor {k} and at most \
+                 {MAX_SIDE}, got {r}"
+                )
+            },
+        )?;
     }
     if let Normalize::MeanStd { std, .. } = &d.normalize {
         ensure(

@@ -342,6 +342,69 @@ fn malformed_configs_name_path_and_reason() {
             "model_args.channel",
             "must be even",
         ),
+        // Crafted sizes (issue 14): each was accepted, or panicked, before the bounds.
+        (
+            "ch_mult longer than a shift",
+            tiny_with("/model_args/ddconfig/ch_mult", Some(json!(vec![1; 70]))),
+            ErrorKind::Semantic,
+            "model_args.ddconfig.ch_mult",
+            "must list 1 to 11 levels",
+        ),
+        (
+            "huge ch",
+            tiny_with("/model_args/ddconfig/ch", Some(json!(1u64 << 40))),
+            ErrorKind::Semantic,
+            "model_args.ddconfig.ch",
+            "must be between 1 and 65536",
+        ),
+        (
+            "ch·ch_mult overflows",
+            tiny_with(
+                "/model_args/ddconfig/ch_mult",
+                Some(json!([1, usize::MAX / 16])),
+            ),
+            ErrorKind::Semantic,
+            "model_args.ddconfig.ch_mult[1]",
+            "exceeds 65536 channels",
+        ),
+        (
+            "huge codebook",
+            tiny_with("/model_args/n_embed", Some(json!(1u64 << 40))),
+            ErrorKind::Semantic,
+            "model_args.n_embed",
+            "at most 4194304 entries",
+        ),
+        (
+            "codebook table too large",
+            r#"{"model_type": "vqvae",
+                "model_args": {"num_embeddings": 4194304, "embedding_dim": 65536}}"#
+                .to_string(),
+            ErrorKind::Semantic,
+            "model_args.num_embeddings",
+            "codebook elements",
+        ),
+        (
+            "huge data resolution",
+            tiny_with("/data_args/resolution", Some(json!(1u64 << 40))),
+            ErrorKind::Semantic,
+            "data_args.resolution",
+            "at most 16384",
+        ),
+        (
+            "huge batch",
+            tiny_with("/train_args/batch_size", Some(json!(1u64 << 40))),
+            ErrorKind::Semantic,
+            "train_args.batch_size",
+            "must be between 1 and 65536",
+        ),
+        (
+            "huge vqvae downsample",
+            r#"{"model_type": "vqvae", "model_args": {"downsample": 4611686018427387904}}"#
+                .to_string(),
+            ErrorKind::Semantic,
+            "model_args.downsample",
+            "power of two from 2 to 1024",
+        ),
     ];
     assert!(cases.len() >= 15);
     for (name, text, kind, path, reason) in cases {

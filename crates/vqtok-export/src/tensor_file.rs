@@ -22,6 +22,11 @@ impl TensorFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let bytes = std::fs::read(&path).map_err(|e| ExportError::io(&path, e))?;
+        TensorFile::from_bytes(bytes, path)
+    }
+
+    /// [`TensorFile::open`] on bytes already read; `path` names the file in errors.
+    pub fn from_bytes(bytes: Vec<u8>, path: PathBuf) -> Result<Self> {
         let (header_len, meta) =
             SafeTensors::read_metadata(&bytes).map_err(|e| ExportError::Safetensors {
                 path: path.clone(),

@@ -122,7 +122,9 @@ impl std::fmt::Display for Decoded {
     }
 }
 
-/// Refuses token files made by another model (by `ModelFolder::id`).
+/// Refuses token files made by another model (by `ModelFolder::id`), and files that
+/// claim the model but whose grids it could not have made (a crafted or edited file
+/// would otherwise reach the decoder graph with shapes it cannot take).
 pub fn check_model(model: &ModelFolder, tokens: &TokenFile, token_path: &Path) -> Result<()> {
     if tokens.meta.model_sha256 != model.id() {
         return Err(InferError::ModelMismatch {
@@ -132,6 +134,29 @@ pub fn check_model(model: &ModelFolder, tokens: &TokenFile, token_path: &Path) -
             found_family: tokens.meta.model_family.clone(),
             expected: model.id().to_string(),
         });
+    }
+    let bad = |m: String| InferError::bad_input(token_path, m);
+    let g = &tokens.meta.geometry;
+    model
+        .manifest()
+        .check_frame_size(g.out_height, g.out_width)
+        .map_err(|m| bad(format!("`geometry`: {m}")))?;
+    let (got, want) = (&tokens.meta.levels, model.levels());
+    if got.len() != want.len() {
+        return Err(bad(format!(
+            "{} code grids, the model has {}",
+            got.len(),
+            want.len()
+        )));
+    }
+    for (i, (l, m)) in got.iter().zip(want).enumerate() {
+        if l.tensor != m.indices || l.factor != m.factor || l.codebook_size > m.codebook_size {
+            return Err(bad(format!(
+                "`levels[{i}]` is `{}` at factor {} with {} codes; the model's is `{}` at \
+                 factor {} with {} codes",
+                l.tensor, l.factor, l.codebook_size, m.indices, m.factor, m.codebook_size
+            )));
+        }
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use vqtok_config::{MAX_CODEBOOK, MAX_SIDE};
 use vqtok_video::{Fit, Geometry};
 
 use crate::error::{InferError, Result};
@@ -228,6 +229,156 @@ impl TokenMeta {
     }
 }
 
+/// Most code grids in one file (VQ-VAE-2 has two).
+const MAX_LEVELS: usize = 8;
+/// Largest pixels-per-token side a level may claim (the config allows 2^10).
+const MAX_FACTOR: usize = 1024;
+
+impl TokenMeta {
+    /// Checks every field a reader computes with — grid sizes, the framing geometry,
+    /// the sampling rate — against each other and against sane bounds, so that a crafted
+    /// file is refused with the field's name instead of dividing by zero, overflowing or
+    /// asking for an endless resize when it is decoded.
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.validate_geometry()?;
+        self.validate_levels()?;
+        self.validate_sampling()
+    }
+
+    /// The geometry must be exactly what `--size`/`--fit` give for the recorded source
+    /// size (as vqtokenize computes it), with every side within the video limit.
+    fn validate_geometry(&self) -> std::result::Result<(), String> {
+        let g = &self.geometry;
+        for (field, side) in [
+            ("src_width", g.src_width),
+            ("src_height", g.src_height),
+            ("out_width", g.out_width),
+            ("out_height", g.out_height),
+        ] {
+            if !(1..=MAX_SIDE).contains(&side) {
+                return Err(format!(
+                    "`geometry.{field}` is {side}, not between 1 and {MAX_SIDE}"
+                ));
+            }
+        }
+        let want = Geometry::fit(
+            g.src_width,
+            g.src_height,
+            g.out_width,
+            g.out_height,
+            self.fit,
+        )
+        .map_err(|e| format!("`geometry`: {e}"))?;
+        if *g != want {
+            return Err(format!(
+                "`geometry` {g:?} is not what fit `{}` gives for {}×{} → {}×{}: {want:?}",
+                json(&self.fit).trim_matches('"'),
+                g.src_width,
+                g.src_height,
+                g.out_width,
+                g.out_height
+            ));
+        }
+        let src = (self.source.width as usize, self.source.height as usize);
+        if src != (g.src_width, g.src_height) {
+            return Err(format!(
+                "`source` is {}×{} but `geometry` maps a {}×{} frame",
+                src.0, src.1, g.src_width, g.src_height
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each grid is the output size divided by its factor; names are distinct; the
+    /// codebooks fit the index type.
+    fn validate_levels(&self) -> std::result::Result<(), String> {
+        if !(1..=MAX_LEVELS).contains(&self.levels.len()) {
+            return Err(format!(
+                "`levels` lists {} grids, not between 1 and {MAX_LEVELS}",
+                self.levels.len()
+            ));
+        }
+        let g = &self.geometry;
+        for (i, l) in self.levels.iter().enumerate() {
+            let at = |field: &str| format!("`levels[{i}].{field}`");
+            if l.tensor.is_empty() || self.levels[..i].iter().any(|o| o.tensor == l.tensor) {
+                return Err(format!(
+                    "{} `{}` is empty or repeated",
+                    at("tensor"),
+                    l.tensor
+                ));
+            }
+            if !(l.factor.is_power_of_two() && l.factor <= MAX_FACTOR) {
+                return Err(format!(
+                    "{} is {}, not a power of two up to {MAX_FACTOR}",
+                    at("factor"),
+                    l.factor
+                ));
+            }
+            if !(1..=MAX_CODEBOOK).contains(&l.codebook_size) {
+                return Err(format!(
+                    "{} is {}, not between 1 and {MAX_CODEBOOK}",
+                    at("codebook_size"),
+                    l.codebook_size
+                ));
+            }
+            let want = (g.out_height / l.factor, g.out_width / l.factor);
+            let exact =
+                g.out_height.is_multiple_of(l.factor) && g.out_width.is_multiple_of(l.factor);
+            if !exact || (l.height, l.width) != want {
+                return Err(format!(
+                    "{}×{} is {}×{}, but a {}×{} frame at factor {} gives {}×{}",
+                    at("height"),
+                    at("width"),
+                    l.height,
+                    l.width,
+                    g.out_height,
+                    g.out_width,
+                    l.factor,
+                    g.out_height as f64 / l.factor as f64,
+                    g.out_width as f64 / l.factor as f64
+                ));
+            }
+        }
+        let want = IndexDtype::for_codebook(self.codebook_size());
+        if self.index_dtype != want {
+            return Err(format!(
+                "`index_dtype` is {:?}, but a codebook of {} needs {want:?}",
+                self.index_dtype,
+                self.codebook_size()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A positive, finite frame rate and stride, and slots in increasing order.
+    fn validate_sampling(&self) -> std::result::Result<(), String> {
+        let s = &self.sampling;
+        if !(s.slot_fps.is_finite() && s.slot_fps > 0.0) {
+            return Err(format!("`sampling.slot_fps` is {}, not > 0", s.slot_fps));
+        }
+        if s.stride == 0 {
+            return Err("`sampling.stride` is 0".into());
+        }
+        let times = [("start_s", Some(s.start_s)), ("duration_s", s.duration_s)];
+        for (field, t) in times {
+            if let Some(t) = t.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+                return Err(format!("`sampling.{field}` is {t}, not ≥ 0"));
+            }
+        }
+        if s.max_frames == Some(0) {
+            return Err("`sampling.max_frames` is 0".into());
+        }
+        if let Some(w) = self.frame_indices.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "`frame_indices` are not increasing: {} then {}",
+                w[0], w[1]
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `vqtokenize info`: what the file holds, where it came from and how it was framed.
 impl std::fmt::Display for TokenMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -402,6 +553,7 @@ impl TokenFile {
         if !self.meta.complete {
             return Err(bad("token file is marked incomplete".into()));
         }
+        self.meta.validate().map_err(bad)?;
         if self.meta.levels.len() != self.levels.len() {
             return Err(bad(format!(
                 "metadata lists {} levels, the file has {} index tensors",
@@ -452,10 +604,15 @@ impl TokenFile {
     /// Reads and checks a token file (format, completeness, shapes, index range).
     pub fn open(path: &Path) -> Result<TokenFile> {
         let buffer = std::fs::read(path).map_err(|e| InferError::io(path, e))?;
-        let st = SafeTensors::deserialize(&buffer).map_err(|e| {
+        TokenFile::from_bytes(&buffer, path)
+    }
+
+    /// [`TokenFile::open`] on bytes already read; `path` names the file in errors.
+    pub fn from_bytes(buffer: &[u8], path: &Path) -> Result<TokenFile> {
+        let st = SafeTensors::deserialize(buffer).map_err(|e| {
             InferError::bad_input(path, format!("not a complete safetensors file: {e}"))
         })?;
-        let (_, header) = SafeTensors::read_metadata(&buffer)
+        let (_, header) = SafeTensors::read_metadata(buffer)
             .map_err(|e| InferError::bad_input(path, format!("safetensors header: {e}")))?;
         let map = header.metadata().as_ref().ok_or_else(|| {
             InferError::bad_input(path, "no __metadata__: not a vqtok token file")
@@ -467,20 +624,20 @@ impl TokenFile {
                 .tensor(&info.tensor)
                 .map_err(|_| InferError::bad_input(path, format!("no tensor `{}`", info.tensor)))?;
             let raw = view.data();
-            let data: Vec<i32> = match view.dtype() {
-                Dtype::I16 => raw
+            let data: Vec<i32> = match (view.dtype(), meta.index_dtype) {
+                (Dtype::I16, IndexDtype::I16) => raw
                     .chunks_exact(2)
                     .map(|b| i16::from_le_bytes([b[0], b[1]]) as i32)
                     .collect(),
-                Dtype::I32 => raw
+                (Dtype::I32, IndexDtype::I32) => raw
                     .chunks_exact(4)
                     .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect(),
-                other => {
+                (other, want) => {
                     return Err(InferError::bad_input(
                         path,
                         format!(
-                            "tensor `{}` has dtype {other:?}, expected I16 or I32",
+                            "tensor `{}` has dtype {other:?}, but `index_dtype` says {want:?}",
                             info.tensor
                         ),
                     ));
@@ -637,6 +794,55 @@ pub(crate) mod tests {
         let mut f = sample(IndexDtype::I16, 512);
         f.levels[0].shape = [2, 4, 4];
         assert!(f.save(&path).unwrap_err().to_string().contains("shape"));
+    }
+
+    /// Issue 14: every field a reader computes with is checked on open, with its name.
+    #[test]
+    fn crafted_metadata_is_refused_with_the_field() {
+        type Edit = fn(&mut TokenFile);
+        let cases: [(Edit, &str); 14] = [
+            // Was an endless resize (`--size source` divides by it) that aborted.
+            (|f| f.meta.geometry.scaled_width = 0, "`geometry`"),
+            // Was an overflow negating it.
+            (|f| f.meta.geometry.offset_x = i64::MIN, "`geometry`"),
+            (
+                |f| f.meta.geometry.out_width = 0,
+                "`geometry.out_width` is 0",
+            ),
+            (
+                |f| f.meta.geometry.src_height = 1 << 40,
+                "`geometry.src_height`",
+            ),
+            (|f| f.meta.geometry.flip = true, "`geometry`"),
+            (|f| f.meta.source.width = 65, "`source` is 65×48"),
+            (|f| f.meta.levels[0].factor = 0, "`levels[0].factor` is 0"),
+            (|f| f.meta.levels[1].height = 9, "`levels[1].height`"),
+            (
+                |f| f.meta.levels[1].tensor = "indices_t".into(),
+                "`levels[1].tensor`",
+            ),
+            (
+                |f| f.meta.levels[0].codebook_size = 0,
+                "`levels[0].codebook_size` is 0",
+            ),
+            (|f| f.meta.index_dtype = IndexDtype::I32, "`index_dtype`"),
+            (|f| f.meta.sampling.stride = 0, "`sampling.stride` is 0"),
+            (|f| f.meta.sampling.slot_fps = -25.0, "`sampling.slot_fps`"),
+            (|f| f.meta.frame_indices = vec![0, 4, 2], "`frame_indices`"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.vqt.safetensors");
+        for (edit, want) in cases {
+            let mut f = sample(IndexDtype::I16, 512);
+            edit(&mut f);
+            std::fs::write(&path, f.to_bytes()).unwrap();
+            let e = TokenFile::open(&path).unwrap_err();
+            let text = e.to_string();
+            assert!(e.is_user_error() && text.contains(want), "{want}: {text}");
+            assert!(text.contains("a.vqt.safetensors"), "{text}");
+            // Writing refuses the same metadata.
+            assert!(f.save(&path).is_err(), "{want}");
+        }
     }
 
     #[test]

@@ -400,6 +400,63 @@ fn padded_frames_decode_back_to_the_source_size() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("fit Pad"));
 }
 
+/// Issue 14: a token file or model folder edited by hand gets exit 2 and names the file
+/// and field; before the checks these divided by zero (factor 0), or asked for an
+/// endless resize that aborted on allocation (`scaled_width: 0`).
+#[test]
+fn crafted_token_files_and_manifests_exit_2_with_the_field() {
+    let (dir, video) = scratch_with_video("crafted", "v.mp4", 2, (64, 48), 25.0);
+    let model = model("taming_tiny.json", 3);
+    assert_status(&vqtokenize(&[&video, &"-m", &model, &"-q"]), 0);
+    let tokens = dir.join("v.vqt.safetensors");
+    let good = TokenFile::open(&tokens).unwrap();
+    type Edit = fn(&mut TokenFile);
+    let edits: [(Edit, &str); 4] = [
+        (|f| f.meta.geometry.scaled_width = 0, "`geometry`"),
+        (|f| f.meta.geometry.offset_x = i64::MIN, "`geometry`"),
+        (|f| f.meta.levels[0].factor = 0, "`levels[0].factor`"),
+        (|f| f.meta.sampling.stride = 0, "`sampling.stride`"),
+    ];
+    let crafted = dir.join("crafted.vqt.safetensors");
+    for (edit, field) in edits {
+        let mut f = good.clone();
+        edit(&mut f);
+        std::fs::write(&crafted, f.to_bytes()).unwrap();
+        let out = decode(&crafted, &model, &[&"--size", &"source", &"-q"]);
+        assert_status(&out, 2);
+        let err = stderr(&out);
+        assert!(
+            err.contains("crafted.vqt.safetensors") && err.contains(field),
+            "{err}"
+        );
+    }
+
+    let folder = dir.join("model");
+    std::fs::create_dir_all(&folder).unwrap();
+    for e in std::fs::read_dir(&model).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), folder.join(e.file_name())).unwrap();
+    }
+    let manifest = folder.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["levels"][0]["factor"] = 0.into();
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let out = vqtokenize(&[
+        &video,
+        &"-m",
+        &folder,
+        &"-o",
+        &dir.join("x.vqt.safetensors"),
+    ]);
+    assert_status(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("manifest.json") && err.contains("`levels[0].factor` is 0"),
+        "{err}"
+    );
+}
+
 /// A binary built in the repo runs straight from `target/` with no ORT variable set (it
 /// falls back to the library path it was built with); a wrong explicit path is named.
 #[test]

@@ -15,7 +15,7 @@ use vqtok_config::Config;
 use vqtok_core::hash::{sha256_file, sha256_hex};
 
 use crate::error::{Result, RuntimeError};
-use crate::manifest::{GraphKind, LevelInfo, MANIFEST_FILE, Manifest};
+use crate::manifest::{GraphKind, LevelInfo, MANIFEST_FILE, Manifest, file_path};
 use crate::session::{Session, SessionOptions};
 
 /// The graphs tokenizing uses (they define the identity).
@@ -65,12 +65,6 @@ impl ModelFolder {
                 })?;
                 lines.push(format!("{file} {}\n", info.sha256));
             }
-        }
-        if manifest.levels.is_empty() {
-            return Err(RuntimeError::bad_input(
-                &manifest_path,
-                "no codebook levels",
-            ));
         }
         lines.sort();
         let id = sha256_hex(lines.concat().as_bytes());
@@ -127,7 +121,8 @@ impl ModelFolder {
             .unwrap_or(0)
     }
 
-    /// Tokens per frame of `height × width` over all levels.
+    /// Tokens per frame of `height × width` over all levels (the manifest's factors are
+    /// checked against its config when it is read, so none is zero).
     pub fn tokens_per_frame(&self, height: usize, width: usize) -> usize {
         self.levels()
             .iter()
@@ -141,7 +136,7 @@ impl ModelFolder {
         let path = self.manifest.graph_path(&self.dir, key)?;
         let g = &self.manifest.graphs[key];
         for file in std::iter::once(&g.file).chain(g.external_data.as_ref()) {
-            let path = self.dir.join(file);
+            let path = file_path(&self.dir, file)?;
             let want = &self
                 .manifest
                 .files
