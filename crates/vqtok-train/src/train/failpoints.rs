@@ -9,6 +9,8 @@
 //! | `train-poison-weights` | after the step, a model weight becomes NaN |
 //! | `train-interrupt` | after the step, the run stops as on Ctrl-C (checkpoint, exit 0) |
 //! | `checkpoint-after-model` | SIGKILL once the checkpoint's model file is written |
+//! | `disc-nan-loss` | the discriminator's loss is NaN (after its forwards) |
+//! | `disc-skip-update` | the discriminator's update is skipped as if not due (the reference for `disc-nan-loss`) |
 
 /// Whether point `name` is set to fire at `step`.
 /// Without the feature the points compile to nothing and the arguments go unused.

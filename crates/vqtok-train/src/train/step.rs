@@ -139,6 +139,15 @@ pub fn train_step(
         lr: s.lr,
         grad_clip: s.grad_clip,
     };
+    // Staged again: the generator pass's changes to D's statistics stand, only the
+    // discriminator pass's are undone if its loss is not finite.
+    drop(disc_stats);
+    let disc_stats = Staged::take(
+        calc.discriminator()
+            .filter(|d| d.updates_at(step))
+            .map(|d| d.statistics())
+            .unwrap_or_default(),
+    );
     let update = {
         let _amp = autocast(s);
         calc.discriminator_step(&r, step, &settings)?

@@ -196,3 +196,37 @@ fn a_trainer_killed_fifty_times_ends_bit_identical() {
     assert!(run(&mut train(&s, "storm", &["--resume"])).status.success());
     assert_same_checkpoint(&ckpt(&s, "straight", STEPS), &ckpt(&s, "storm", STEPS));
 }
+
+/// Only the discriminator's loss is NaN at step 3: the autoencoder's update stands, the
+/// discriminator's is skipped with its statistics restored, and the log and
+/// train_state.json say exactly that. The run equals one whose discriminator simply
+/// did not update at step 3.
+#[test]
+fn a_nan_discriminator_loss_skips_only_the_discriminator_update() {
+    let s = setup(
+        "vqvae_tiny.json",
+        json!({"train_args": {"traditional_loss": {"gan_weight": 0.1, "disc_start": 0},
+                              "disc_update_every": 1}}),
+    );
+    let stderr = train_with_failpoints(&s, "nan", "disc-nan-loss=return(3)");
+    assert!(
+        stderr.contains("step 3: non-finite discriminator loss, discriminator update skipped"),
+        "{stderr}"
+    );
+    train_with_failpoints(&s, "skip", "disc-skip-update=return(3)");
+    let (nan, skip) = (ckpt(&s, "nan", 2 * N), ckpt(&s, "skip", 2 * N));
+    for file in [
+        "model.safetensors",
+        "optimizer_ae.safetensors",
+        "optimizer_disc.safetensors",
+    ] {
+        assert!(
+            std::fs::read(nan.join(file)).unwrap() == std::fs::read(skip.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(nan.join("train_state.json")).unwrap()).unwrap();
+    assert_eq!(state["skipped_disc_updates"], 1);
+    assert_eq!(state["skipped_steps"], 0);
+}

@@ -29,6 +29,7 @@ use super::log::LossLog;
 use super::options::LossOptions;
 use crate::optim::{Adam, AdamConfig, OptimError};
 use crate::state_dict::{LoadOptions, load_named};
+use crate::train::failpoints;
 
 /// Variable-name prefix of the discriminator (taming's `loss.discriminator`).
 pub const DISCRIMINATOR_PREFIX: &str = "loss.discriminator";
@@ -274,10 +275,13 @@ impl Discriminator {
         step: u64,
         s: &UpdateSettings,
     ) -> Result<Update, LossError> {
-        if !self.updates_at(step) {
+        if !self.updates_at(step) || failpoints::fires_at("disc-skip-update", step) {
             return Ok(Update::NotDue);
         }
-        let d = self.loss(inputs, reconstructions, step, Split::Train);
+        let mut d = self.loss(inputs, reconstructions, step, Split::Train);
+        if failpoints::fires_at("disc-nan-loss", step) {
+            d.loss = &d.loss * f64::NAN;
+        }
         if !d.loss.double_value(&[]).is_finite() {
             return Ok(Update::NonFinite);
         }
