@@ -13,13 +13,16 @@
 //! | `disc-skip-update` | the discriminator's update is skipped as if not due (the reference for `disc-nan-loss`) |
 
 /// Whether point `name` is set to fire at `step`.
-/// Without the feature the points compile to nothing and the arguments go unused.
-#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 pub fn fires_at(name: &str, step: u64) -> bool {
-    (|| {
-        fail::fail_point!(name, |arg: Option<String>| {
-            arg.and_then(|s| s.trim().parse::<u64>().ok()) == Some(step)
-        });
-        false
-    })()
+    fired(name, step).unwrap_or(false)
+}
+
+/// `Some(whether its argument is step)` when point `name` is set; without the feature
+/// the point compiles to nothing and the arguments go unused.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+fn fired(name: &str, step: u64) -> Option<bool> {
+    fail::fail_point!(name, |arg: Option<String>| {
+        Some(arg.and_then(|s| s.trim().parse::<u64>().ok()) == Some(step))
+    });
+    None
 }
