@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use tch::{Device, Kind, Tensor};
 use vqtok_config::{CodebookLevel, Config};
-use vqtok_core::psnr::psnr_db;
 use vqtok_run::Checkpoint;
 
 use crate::loss::{LossCalculator, LossOptions, Lpips, Reconstruction, Split, lpips_weights_path};
@@ -14,7 +13,7 @@ use crate::model::{CodebookUsage, LoadedModel, VqModel, open_model};
 use crate::train::data::DataSource;
 use crate::train::error::TrainError;
 use crate::train::pixels::{PixelNorm, comparison_grid};
-use crate::train::quality::{mse, ssim};
+use crate::train::quality::{PooledPsnr, mse, ssim};
 
 /// Averages of one validation pass, in a fixed order.
 #[derive(Debug, Clone)]
@@ -75,7 +74,7 @@ pub fn evaluate(
     };
     let mut usage: Vec<CodebookUsage> = Vec::new();
     let mut frames = 0usize;
-    let mut squared_error = 0.0;
+    let mut psnr = PooledPsnr::default();
     let mut grid = None;
     let mut batches = 0;
     while batches < max_batches {
@@ -102,9 +101,7 @@ pub fn evaluate(
         }
         let px_in = norm.to_pixels(&x);
         let px_out = norm.to_pixels(&out.recon);
-        // PSNR of the pooled squared error (every frame has the same size), not a mean
-        // of per-batch PSNRs, which would overweight the easy batches.
-        squared_error += mse(&px_in, &px_out) * n;
+        psnr.add(mse(&px_in, &px_out), n);
         add("val/ssim", ssim(&px_in, &px_out), n);
         if let Ok(lpips) = lpips {
             // LPIPS takes [-1, 1] RGB whatever the model's normalisation.
@@ -136,10 +133,7 @@ pub fn evaluate(
         .iter()
         .position(|(k, _)| k == "val/ssim")
         .unwrap_or(values.len());
-    values.insert(
-        at,
-        ("val/psnr".into(), psnr_db(squared_error / frames as f64)),
-    );
+    values.insert(at, ("val/psnr".into(), psnr.db()));
     for (level, u) in levels.iter().zip(&usage) {
         let key = if levels.len() == 1 {
             "val/codebook_usage".to_string()
