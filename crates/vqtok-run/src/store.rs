@@ -212,6 +212,13 @@ mod tests {
     use super::*;
     use crate::RunDir;
 
+    /// A run folder in a fresh temporary folder (kept alive by the returned guard).
+    fn new_run() -> (tempfile::TempDir, RunDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path());
+        (tmp, run)
+    }
+
     fn write_state(dir: &Path, step: u64) -> Result<(), RunError> {
         let f = dir.join(Checkpoint::STATE);
         fs::write(&f, format!("{{\"step\": {step}}}")).map_err(RunError::io(&f))
@@ -219,8 +226,7 @@ mod tests {
 
     #[test]
     fn keeps_last_k_and_best_and_resolves_latest() {
-        let tmp = tempfile::tempdir().unwrap();
-        let run = RunDir::new(tmp.path());
+        let (tmp, run) = new_run();
         let store = run.store(2).unwrap();
         for step in [100, 200, 300, 400] {
             store.save(step, |d| write_state(d, step)).unwrap();
@@ -247,8 +253,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_latest_alone_and_is_cleaned_up() {
-        let tmp = tempfile::tempdir().unwrap();
-        let run = RunDir::new(tmp.path());
+        let (_tmp, run) = new_run();
         let store = run.store(3).unwrap();
         store.save(10, |d| write_state(d, 10)).unwrap();
         let err = store.save(20, |_| Err(RunError::invalid("disk", "on fire")));
@@ -273,8 +278,7 @@ mod tests {
 
     #[test]
     fn a_second_writer_is_refused_and_touches_nothing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let run = RunDir::new(tmp.path());
+        let (tmp, run) = new_run();
         let store = run.store(3).unwrap();
         let saved = store.save(10, |d| {
             // A second trainer starts while the first writes its checkpoint.
@@ -298,8 +302,7 @@ mod tests {
     #[test]
     fn re_saving_a_step_never_leaves_latest_pointing_at_nothing() {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let tmp = tempfile::tempdir().unwrap();
-        let run = RunDir::new(tmp.path());
+        let (_tmp, run) = new_run();
         let store = run.store(3).unwrap();
         // Many files, so that a folder removed before its replacement is renamed in
         // stays missing long enough to be seen.
@@ -339,8 +342,7 @@ mod tests {
 
     #[test]
     fn opening_removes_crash_leftovers_and_repoints_a_dangling_latest() {
-        let tmp = tempfile::tempdir().unwrap();
-        let run = RunDir::new(tmp.path());
+        let (_tmp, run) = new_run();
         let store = run.store(3).unwrap();
         store.save(1, |d| write_state(d, 1)).unwrap();
         store.save(2, |d| write_state(d, 2)).unwrap();

@@ -510,12 +510,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn file_names_must_be_plain_names_inside_the_folder() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A file outside any model folder, `secret`, that a crafted manifest must not reach.
+    fn outside_file() -> (tempfile::TempDir, std::path::PathBuf) {
         let outside = tempfile::tempdir().unwrap();
         let secret = outside.path().join("secret");
         std::fs::write(&secret, "secret").unwrap();
+        (outside, secret)
+    }
+
+    #[test]
+    fn file_names_must_be_plain_names_inside_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_outside, secret) = outside_file();
         let info = FileInfo {
             bytes: 6,
             sha256: vqtok_core::hash::sha256_hex(b"secret"),
@@ -546,9 +552,7 @@ mod tests {
     #[test]
     fn a_symlink_out_of_the_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let secret = outside.path().join("secret");
-        std::fs::write(&secret, "secret").unwrap();
+        let (_outside, secret) = outside_file();
         let mut m = sample(dir.path());
         std::fs::remove_file(dir.path().join("encoder.onnx")).unwrap();
         std::os::unix::fs::symlink(&secret, dir.path().join("encoder.onnx")).unwrap();

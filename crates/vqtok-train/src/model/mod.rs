@@ -66,9 +66,6 @@ pub trait VqModel {
     fn last_layer(&self) -> Tensor;
     /// Parameters the autoencoder optimizer updates (EMA codebook state excluded).
     fn trainable_vars(&self) -> Vec<Tensor>;
-    /// Tensors a training forward updates in place (EMA codebook state), which a skipped
-    /// step restores.
-    fn statistics(&self) -> Vec<Tensor>;
 }
 
 /// Builds the model `cfg` describes under `vs` (the seed's `create_model`; the config

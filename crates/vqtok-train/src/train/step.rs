@@ -7,6 +7,7 @@
 //! statistics in place (the EMA codebook, the discriminator's BatchNorm) before the losses
 //! exist, so those are staged — copied before the step and restored when it is skipped.
 
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::autocast::Autocast;
@@ -43,6 +44,19 @@ impl StepLog {
             indices: out.indices,
         }
     }
+}
+
+/// The non-trainable entries of a model's var store: what its training forward updates
+/// in place (the EMA codebook's weight, cluster sizes and sums), as opposed to what its
+/// optimizer updates.
+pub fn model_statistics(vs: &VarStore) -> Vec<Tensor> {
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+        .into_iter()
+        .filter(|(_, t)| !t.requires_grad())
+        .map(|(_, t)| t)
+        .collect()
 }
 
 /// What a step did.
@@ -89,16 +103,19 @@ fn autocast(s: &StepSettings) -> Option<Autocast> {
     s.amp.map(|d| Autocast::enabled(d, Kind::BFloat16))
 }
 
-/// Trains on batch `x` at global step `step`.
+/// Trains on batch `x` at global step `step`. `statistics` are the model's tensors a
+/// training forward changes in place (its var store's non-trainable entries: the EMA
+/// codebook state, see [`model_statistics`]).
 pub fn train_step(
     model: &dyn VqModel,
+    statistics: &[Tensor],
     calc: &mut LossCalculator,
     opt_ae: &mut Adam,
     x: &Tensor,
     step: u64,
     s: &StepSettings,
 ) -> Result<StepOutcome, TrainError> {
-    let model_stats = Staged::take(model.statistics());
+    let model_stats = Staged::take(statistics.iter().map(Tensor::shallow_clone).collect());
     let disc_stats = Staged::take(
         calc.discriminator()
             .filter(|d| d.is_on(step))

@@ -36,7 +36,7 @@ use crate::train::metrics_log::MetricsLog;
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::progress::Progress;
 use crate::train::schedule::LrSchedule;
-use crate::train::step::{StepLog, StepOutcome, StepSettings, train_step};
+use crate::train::step::{StepLog, StepOutcome, StepSettings, model_statistics, train_step};
 use crate::train::tensorboard::EventWriter;
 
 /// Settings of one invocation that are not part of the config.
@@ -103,6 +103,8 @@ pub struct Trainer {
     no_validation: Option<String>,
     /// Codebook usage and perplexity of the current log interval.
     codes: CodeWindow,
+    /// What a training forward changes in place (see `step::model_statistics`).
+    statistics: Vec<Tensor>,
 }
 
 impl Trainer {
@@ -175,6 +177,7 @@ impl Trainer {
             None => None,
         };
         let codes = CodeWindow::new(&levels, device);
+        let statistics = model_statistics(&vs);
         let mut trainer = Trainer {
             norm: PixelNorm::new(&cfg.data.normalize, device),
             schedule: LrSchedule::new(&cfg.train),
@@ -199,6 +202,7 @@ impl Trainer {
             best_val: None,
             no_validation,
             codes,
+            statistics,
         };
         match loaded {
             Some(ck) => {
@@ -443,6 +447,7 @@ impl Trainer {
         };
         train_step(
             self.model.as_ref(),
+            &self.statistics,
             &mut self.calc,
             &mut self.opt_ae,
             x,

@@ -233,8 +233,4 @@ impl VqModel for ToyModel {
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.vs.trainable_variables()
     }
-
-    fn statistics(&self) -> Vec<Tensor> {
-        Vec::new()
-    }
 }

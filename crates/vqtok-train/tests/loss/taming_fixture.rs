@@ -234,7 +234,7 @@ fn full_step(kind: Kind, rtol: f64) {
         amp: None,
     };
     let StepOutcome::Done(log) =
-        train_step(&model, &mut calc, &mut opt_ae, &x, 1, &settings).unwrap()
+        train_step(&model, &[], &mut calc, &mut opt_ae, &x, 1, &settings).unwrap()
     else {
         panic!("the fixture's losses are finite")
     };

@@ -4,34 +4,14 @@
 //! included.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::json;
-
-use crate::resume::{N, ckpt, setup, train};
+use crate::resume::{running_trainer, train};
 use crate::support::{bytes, run};
 
 #[test]
 fn a_second_trainer_on_a_run_folder_is_refused_and_touches_nothing() {
-    let s = setup(
-        "vqvae_tiny.json",
-        json!({"train_args": {"num_steps": 100000}}),
-    );
-    let mut first = train(&s, "run", &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let saved = ckpt(&s, "run", N / 2);
-    let start = Instant::now();
-    while !saved.join("train_state.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint");
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "the first trainer died"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (s, mut first) = running_trainer(Stdio::null());
     // What the first trainer's next checkpoint looks like while it is being written.
     let in_progress = s.dir.join("run/checkpoints/.tmp-step_9999999-in-progress");
     std::fs::create_dir(&in_progress).unwrap();

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::resume::{N, Setup, assert_same_checkpoint, ckpt, setup, train};
+use crate::resume::{
+    N, Setup, assert_same_checkpoint, ckpt, setup, taming_path, traditional_path, train,
+};
 use crate::support::{bin, config, run, write_config, write_video};
 
 /// Trains `s` to the end with `FAILPOINTS=failpoints`; returns stderr.
@@ -21,7 +23,7 @@ fn train_with_failpoints(s: &Setup, run_dir: &str, failpoints: &str) -> String {
 /// A NaN batch at step 3 (after the discriminator started, with the EMA codebook and
 /// BatchNorm statistics in play) leaves checkpoint 2N bit-identical to a run that
 /// skipped batch 3 without a forward: nothing the NaN forward touched survives.
-fn nan_batch_changes_nothing(name: &str, extra: serde_json::Value) {
+fn nan_batch_changes_nothing((name, extra): (&str, serde_json::Value)) {
     let s = setup(name, extra);
     let stderr = train_with_failpoints(&s, "nan", "train-nan-batch=return(3)");
     assert!(
@@ -32,21 +34,10 @@ fn nan_batch_changes_nothing(name: &str, extra: serde_json::Value) {
     assert_same_checkpoint(&ckpt(&s, "skip", 2 * N), &ckpt(&s, "nan", 2 * N));
 }
 
-#[test]
-fn a_nan_batch_changes_nothing_on_the_taming_path() {
-    nan_batch_changes_nothing(
-        "emavq_tiny.json",
-        json!({"model_args": {"ddconfig": {"resolution": 32, "attn_resolutions": [8]},
-        "lossconfig": {"params": {"disc_start": 0}}}}),
-    );
-}
-
-#[test]
-fn a_nan_batch_changes_nothing_on_the_traditional_path() {
-    nan_batch_changes_nothing(
-        "vqvae_tiny.json",
-        json!({"train_args": {"traditional_loss": {"gan_weight": 0.1, "disc_start": 0}}}),
-    );
+// EMAVQ on the taming path: the EMA codebook and the discriminator's statistics.
+vqtok_testkit::test_cases! { nan_batch_changes_nothing;
+    a_nan_batch_changes_nothing_on_the_taming_path: (taming_path("emavq_tiny.json"));
+    a_nan_batch_changes_nothing_on_the_traditional_path: (traditional_path());
 }
 
 #[test]

@@ -91,8 +91,9 @@ pub(crate) fn assert_same_checkpoint(a: &Path, b: &Path) {
     assert_eq!(state(a), state(b));
 }
 
-/// Waits until `path` exists, then SIGKILLs the child (as `kill -9`).
-fn kill_after(child: &mut std::process::Child, path: &Path) {
+/// Waits until checkpoint folder `path` is complete; the trainer `child` must stay
+/// alive meanwhile.
+pub(crate) fn wait_for_checkpoint(child: &mut std::process::Child, path: &Path) {
     let start = Instant::now();
     while !path.join("train_state.json").exists() {
         assert!(
@@ -105,11 +106,32 @@ fn kill_after(child: &mut std::process::Child, path: &Path) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A trainer on run folder `run` of a fresh setup that would go on for 100000 steps,
+/// returned once its first checkpoint is complete; its stderr goes to `stderr`.
+pub(crate) fn running_trainer(stderr: Stdio) -> (Setup, std::process::Child) {
+    let s = setup(
+        "vqvae_tiny.json",
+        json!({"train_args": {"num_steps": 100000}}),
+    );
+    let mut child = train(&s, "run", &[])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    wait_for_checkpoint(&mut child, &ckpt(&s, "run", N / 2));
+    (s, child)
+}
+
+/// Waits until `path` exists, then SIGKILLs the child (as `kill -9`).
+fn kill_after(child: &mut std::process::Child, path: &Path) {
+    wait_for_checkpoint(child, path);
     child.kill().unwrap();
     child.wait().unwrap();
 }
 
-fn exact_resume(name: &str, extra: serde_json::Value) {
+fn exact_resume((name, extra): (&str, serde_json::Value)) {
     let s = setup(name, extra);
     assert!(run(&mut train(&s, "straight", &[])).status.success());
     let reference = ckpt(&s, "straight", 2 * N);
@@ -159,41 +181,28 @@ fn exact_resume(name: &str, extra: serde_json::Value) {
     );
 }
 
-#[test]
-fn taming_resume_is_bit_exact_after_kill() {
-    // Discriminator on from step 0 so both Adams and the BatchNorm stats are in play.
-    exact_resume(
-        "taming_tiny.json",
-        json!({"model_args": {"ddconfig": {"resolution": 32, "attn_resolutions": [8]},
-        "lossconfig": {"params": {"disc_start": 0}}}}),
-    );
+/// A taming model (`model`: a taming config) with its discriminator on from step 0, so
+/// both Adams and the BatchNorm statistics are in play; the patch for [`setup`].
+pub(crate) fn taming_path(model: &str) -> (&str, serde_json::Value) {
+    let patch = json!({"model_args": {"ddconfig": {"resolution": 32, "attn_resolutions": [8]},
+                       "lossconfig": {"params": {"disc_start": 0}}}});
+    (model, patch)
 }
 
-#[test]
-fn traditional_resume_is_bit_exact_after_kill() {
-    // VQ-VAE with the EMA codebook and the calculator's own discriminator from step 0.
-    exact_resume(
-        "vqvae_tiny.json",
-        json!({"train_args": {"traditional_loss": {"gan_weight": 0.1, "disc_start": 0}}}),
-    );
+/// VQ-VAE with the EMA codebook and the traditional loss's own discriminator from step 0.
+pub(crate) fn traditional_path() -> (&'static str, serde_json::Value) {
+    let patch = json!({"train_args": {"traditional_loss": {"gan_weight": 0.1, "disc_start": 0}}});
+    ("vqvae_tiny.json", patch)
+}
+
+vqtok_testkit::test_cases! { exact_resume;
+    taming_resume_is_bit_exact_after_kill: (taming_path("taming_tiny.json"));
+    traditional_resume_is_bit_exact_after_kill: (traditional_path());
 }
 
 #[test]
 fn sigterm_checkpoints_and_exits_zero() {
-    let s = setup(
-        "vqvae_tiny.json",
-        json!({"train_args": {"num_steps": 100000}}),
-    );
-    let child = train(&s, "run", &[])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let first = ckpt(&s, "run", N / 2);
-    let start = Instant::now();
-    while !first.join("train_state.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(600));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (s, child) = running_trainer(Stdio::piped());
     // SAFETY: signals our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();

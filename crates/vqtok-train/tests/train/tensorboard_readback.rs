@@ -38,19 +38,7 @@ print("values", ["%.6f" % e.value for e in loss])
 img = acc.Images("val/reconstructions")[0]
 print("image", img.step, img.width, img.height, img.encoded_image_string[:4] == b"\x89PNG")
 "#;
-    let python = env!("VQTOK_PYTHON");
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(&dir)
-        .output()
-        .expect("run the venv python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = read_back(script, &dir);
     assert!(stdout.contains("steps [0, 1, 2, 3, 4]"), "{stdout}");
     assert!(
         stdout.contains("'1.000000', '0.500000', '0.333333', '0.250000', '0.200000'"),
@@ -85,22 +73,24 @@ acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 acc.Reload()
 print("points", [(e.step, e.value) for e in acc.Scalars("train/total_loss")])
 "#;
-    let out = Command::new(env!("VQTOK_PYTHON"))
-        .arg("-c")
-        .arg(script)
-        .arg(dir.path())
-        .output()
-        .expect("run the venv python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = read_back(script, dir.path());
     assert!(
         stdout.contains(
             "points [(1, 1.0), (2, 1.0), (3, 1.0), (4, 2.0), (5, 2.0), (6, 2.0), (7, 2.0), (8, 2.0)]"
         ),
         "{stdout}"
     );
+}
+
+/// Runs `script` (TensorBoard's EventAccumulator in the venv's Python) on the event
+/// files in `dir`; returns what it printed.
+fn read_back(script: &str, dir: &std::path::Path) -> String {
+    let out = Command::new(env!("VQTOK_PYTHON"))
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("run the venv python");
+    vqtok_testkit::process::assert_status(&out, 0);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

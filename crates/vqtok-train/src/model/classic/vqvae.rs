@@ -102,8 +102,4 @@ impl VqModel for VqVae {
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.trainable.iter().map(Tensor::shallow_clone).collect()
     }
-
-    fn statistics(&self) -> Vec<Tensor> {
-        self.quantize.statistics()
-    }
 }

@@ -137,10 +137,4 @@ impl VqModel for VqVae2 {
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.trainable.iter().map(Tensor::shallow_clone).collect()
     }
-
-    fn statistics(&self) -> Vec<Tensor> {
-        let mut stats = self.quantize_t.statistics();
-        stats.extend(self.quantize_b.statistics());
-        stats
-    }
 }

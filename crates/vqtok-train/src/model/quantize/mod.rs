@@ -109,20 +109,6 @@ impl Quantizer {
     }
 
     /// K, the number of codes.
-    /// The tensors a training forward updates in place (the EMA codebook's state; none
-    /// for the gradient-trained codebook), so a step can undo them when it is skipped.
-    pub fn statistics(&self) -> Vec<Tensor> {
-        match self {
-            Quantizer::Vq(_) => Vec::new(),
-            Quantizer::Ema(q) => {
-                let s = q.state();
-                [&s.weight, &s.cluster_size, &s.embed_avg]
-                    .map(Tensor::shallow_clone)
-                    .into()
-            }
-        }
-    }
-
     pub fn codebook_size(&self) -> i64 {
         self.weight().size()[0]
     }

@@ -146,10 +146,6 @@ impl VqModel for TamingModel {
     fn trainable_vars(&self) -> Vec<Tensor> {
         self.trainable.iter().map(Tensor::shallow_clone).collect()
     }
-
-    fn statistics(&self) -> Vec<Tensor> {
-        self.quantize.statistics()
-    }
 }
 
 /// One resolution level of the encoder (`down.{i}`) or decoder (`up.{i}`): `block.{j}`,
