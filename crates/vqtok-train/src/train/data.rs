@@ -2,6 +2,8 @@
 //! seed's `video_pipe`), or `synthetic` moving patterns for benchmarks on machines
 //! without FFmpeg (and without any video at hand).
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 use vqtok_config::Config;
 
@@ -36,14 +38,25 @@ pub enum DataState {
     },
 }
 
-/// Why the run cannot validate on a held-out part of its training files, if so: with no
-/// `data_args.val`, the split is by file (a hash of each path against `val_fraction`),
-/// and a corpus of one video, or of a few, can leave one side of it empty. Such a run
-/// trains on every file and does not validate, rather than die at the first
-/// validation or, worse, find no training data.
-pub fn held_out_split_problem(cfg: &Config) -> Result<Option<String>, TrainError> {
+/// Checks, before step 1, the data the run's validations will read, so that a run does
+/// not die at its first validation: every `data_args.val` source must name files (the
+/// scan's error names the one that does not).
+/// Without it the split is by file (a hash of each path against `val_fraction`), and a
+/// corpus of one video, or of a few, can leave one side empty: the result then says why
+/// the run cannot validate, and such a run trains on every file without validation
+/// rather than die at the first validation or, worse, find no training data. A source
+/// scan, not a loader: nothing is decoded here.
+pub fn validation_problem(cfg: &Config) -> Result<Option<String>, TrainError> {
     let d = &cfg.data;
-    if !d.val.is_empty() || d.train.iter().any(|s| s.starts_with(SYNTHETIC)) {
+    if d.train
+        .iter()
+        .chain(&d.val)
+        .any(|s| s.starts_with(SYNTHETIC))
+    {
+        return Ok(None);
+    }
+    if !d.val.is_empty() {
+        scan(&d.val, &d.extensions)?;
         return Ok(None);
     }
     if d.val_fraction <= 0.0 {
@@ -51,40 +64,44 @@ pub fn held_out_split_problem(cfg: &Config) -> Result<Option<String>, TrainError
             "data_args.val_fraction is 0 and data_args.val is empty".into(),
         ));
     }
-    held_out_counts(cfg).map(|(files, held_out, names)| {
-        (held_out == 0 || held_out == files).then(|| {
-            format!(
-                "{held_out} of the {files} training files ({names}) fall in the held-out part \
-                 of the split (val_fraction {}); give data_args.val to validate",
-                d.val_fraction
-            )
-        })
-    })
-}
-
-/// (files, files in the held-out part, their names listed briefly).
-#[cfg(feature = "video")]
-fn held_out_counts(cfg: &Config) -> Result<(usize, usize, String), TrainError> {
-    let d = &cfg.data;
-    let items = vqtok_video::collect_sources(&d.train, &d.extensions)
-        .map_err(|e| TrainError::Data(e.to_string()))?;
-    let held_out = items
-        .iter()
-        .filter(|i| vqtok_video::split_position(&i.split_key) < d.val_fraction)
-        .count();
-    let mut names: Vec<String> = items
+    let files = scan(&d.train, &d.extensions)?;
+    let held_out = files.iter().filter(|(_, p)| *p < d.val_fraction).count();
+    if held_out != 0 && held_out != files.len() {
+        return Ok(None);
+    }
+    let mut names: Vec<String> = files
         .iter()
         .take(3)
-        .map(|i| i.path.display().to_string())
+        .map(|(path, _)| path.display().to_string())
         .collect();
-    if items.len() > 3 {
+    if files.len() > 3 {
         names.push("…".into());
     }
-    Ok((items.len(), held_out, names.join(", ")))
+    Ok(Some(format!(
+        "{held_out} of the {} training files ({}) fall in the held-out part of the split \
+         (val_fraction {}); give data_args.val to validate",
+        files.len(),
+        names.join(", "),
+        d.val_fraction
+    )))
+}
+
+/// The files `specs` name, each with its position in the train/val hash split.
+#[cfg(feature = "video")]
+fn scan(specs: &[String], extensions: &[String]) -> Result<Vec<(PathBuf, f64)>, TrainError> {
+    let items = vqtok_video::collect_sources(specs, extensions)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    Ok(items
+        .into_iter()
+        .map(|i| {
+            let position = vqtok_video::split_position(&i.split_key);
+            (i.path, position)
+        })
+        .collect())
 }
 
 #[cfg(not(feature = "video"))]
-fn held_out_counts(_: &Config) -> Result<(usize, usize, String), TrainError> {
+fn scan(_: &[String], _: &[String]) -> Result<Vec<(PathBuf, f64)>, TrainError> {
     Err(TrainError::Usage(format!(
         "this build has no video support (feature `video` off); only `--data {SYNTHETIC}` works"
     )))

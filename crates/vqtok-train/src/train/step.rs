@@ -50,12 +50,9 @@ impl StepLog {
 /// in place (the EMA codebook's weight, cluster sizes and sums), as opposed to what its
 /// optimizer updates.
 pub fn model_statistics(vs: &VarStore) -> Vec<Tensor> {
-    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    named
-        .into_iter()
-        .filter(|(_, t)| !t.requires_grad())
-        .map(|(_, t)| t)
+    vs.variables()
+        .into_values()
+        .filter(|t| !t.requires_grad())
         .collect()
 }
 

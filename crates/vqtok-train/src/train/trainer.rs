@@ -27,7 +27,7 @@ use crate::optim::{Adam, AdamConfig};
 use crate::state_dict::{LoadOptions, load_state_dict};
 use crate::train::checkpoint::{self, CheckpointContent};
 use crate::train::code_window::{CodeWindow, CodeWindowState};
-use crate::train::data::{DataSource, DataState, held_out_split_problem};
+use crate::train::data::{DataSource, DataState, validation_problem};
 use crate::train::device::device_name;
 use crate::train::error::TrainError;
 use crate::train::evaluate::{EvalReport, evaluate, validation_lpips};
@@ -99,7 +99,7 @@ pub struct Trainer {
     skipped_steps: u64,
     skipped_disc_updates: u64,
     best_val: Option<f64>,
-    /// Why the run does not validate, when it cannot (see `held_out_split_problem`).
+    /// Why the run does not validate, when it cannot (see `data::validation_problem`).
     no_validation: Option<String>,
     /// Codebook usage and perplexity of the current log interval.
     codes: CodeWindow,
@@ -110,14 +110,11 @@ pub struct Trainer {
 impl Trainer {
     /// Builds everything for a new run, or restores it from `opts.resume`.
     pub fn new(mut cfg: Config, opts: TrainOptions) -> Result<Trainer, TrainError> {
-        // Every data source the run needs is checked now, not at the first validation.
-        let no_validation = held_out_split_problem(&cfg)?;
-        match &no_validation {
-            Some(reason) => {
-                cfg.data.val_fraction = 0.0;
-                eprintln!("warning: training on every file, without validation: {reason}");
-            }
-            None => drop(DataSource::open(&cfg, Split::Val, None)?),
+        // Validation data is checked now, not at the first validation.
+        let no_validation = validation_problem(&cfg)?;
+        if let Some(reason) = &no_validation {
+            cfg.data.val_fraction = 0.0;
+            eprintln!("warning: training on every file, without validation: {reason}");
         }
         let device = opts.device;
         let amp = cfg.train.amp == Amp::Bf16;

@@ -221,3 +221,27 @@ fn a_nan_discriminator_loss_skips_only_the_discriminator_update() {
     assert_eq!(state["skipped_disc_updates"], 1);
     assert_eq!(state["skipped_steps"], 0);
 }
+
+/// `data_args.val` naming no video stops the run before step 1 (exit 2), not at its
+/// first validation after hours of training.
+#[test]
+fn validation_data_that_names_nothing_stops_the_run_before_step_1() {
+    let s = setup("vqvae_tiny.json", json!({"train_args": {"val_every": 2}}));
+    let empty = s.dir.join("no-videos-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&s.config).unwrap()).unwrap();
+    cfg["data_args"]["val"] = json!([empty.display().to_string()]);
+    std::fs::write(&s.config, cfg.to_string()).unwrap();
+    let out = run(&mut train(&s, "run", &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("`{}`: names no media files", empty.display())),
+        "{stderr}"
+    );
+    assert!(
+        !s.dir.join("run/checkpoints").exists(),
+        "nothing was trained: {stderr}"
+    );
+}
