@@ -7,8 +7,9 @@
 //! - [`encode_video`]: streaming decode → resize/crop ([`Framing`]) → encoder batches →
 //!   [`TokenFile`] (`*.vqt.safetensors`, see [`tokens`] for the format);
 //! - [`decode_tokens`]: token file → decoder → mp4 (refuses another model's tokens);
-//! - [`batch`]: many inputs, resume, worker threads, per-file failures; [`summary`]:
-//!   what a run reports and the exit status it ends with;
+//! - [`batch`]: many inputs, resume, worker threads, per-file failures, several processes
+//!   on one output tree; [`shard`]: which inputs this process owns; [`summary`]: what a
+//!   run reports and the exit status it ends with; [`index`]: the corpus index;
 //! - [`engine`]: the model folder and runtime settings every command shares.
 //!
 //! The `vqtokenize` binary only parses arguments and prints what these return.
@@ -19,7 +20,9 @@ mod encode;
 pub mod engine;
 mod error;
 mod framing;
+pub mod index;
 pub mod progress;
+pub mod shard;
 pub mod summary;
 mod token_writer;
 pub mod tokens;

@@ -67,10 +67,16 @@ impl FileReport {
                 r.infer_seconds = Some(e.infer_seconds);
                 r.wait_seconds = Some(e.wait_seconds);
             }
-            Outcome::UpToDate => r.status = "up_to_date",
+            Outcome::UpToDate(e) => {
+                r.status = "up_to_date";
+                r.frames = Some(e.frames);
+                r.tokens = Some(e.tokens);
+                r.size = Some([e.width, e.height]);
+            }
             Outcome::Failed {
                 message,
                 user_error,
+                ..
             } => {
                 r.status = "failed";
                 r.error = Some(message.clone());
@@ -103,7 +109,7 @@ pub fn outcome_line(job: &Job, outcome: &Outcome, quiet: bool) -> Option<String>
             e.frames as f64 / e.seconds.max(1e-9),
             e.wait_seconds
         )),
-        Outcome::UpToDate if !quiet => Some(format!(
+        Outcome::UpToDate(_) if !quiet => Some(format!(
             "{}: {} is up to date, skipped",
             job.input.display(),
             job.output.display()
@@ -159,8 +165,10 @@ impl EncodeSummary {
             )
             .collect();
         let count = |status| files.iter().filter(|f| f.status == status).count();
-        let frames = files.iter().filter_map(|f| f.frames).sum();
-        let tokens = files.iter().filter_map(|f| f.tokens).sum();
+        // What this run encoded (up-to-date files carry their counts too, for the report).
+        let encoded = || files.iter().filter(|f| f.status == "encoded");
+        let frames = encoded().filter_map(|f| f.frames).sum();
+        let tokens = encoded().filter_map(|f| f.tokens).sum();
         let per_second = |n: f64| n / seconds.max(1e-9);
         EncodeSummary {
             model: ModelRef {
