@@ -224,12 +224,12 @@ mod tests {
         for count in [1, 2, 3, 7, 16] {
             let mut owners = vec![0usize; keys.len()];
             let mut sizes = vec![0usize; count];
-            for index in 0..count {
+            for (index, size) in sizes.iter_mut().enumerate() {
                 let shard = Shard { index, count };
                 for (k, key) in keys.iter().enumerate() {
                     if shard.owns(key) {
                         owners[k] += 1;
-                        sizes[index] += 1;
+                        *size += 1;
                     }
                 }
             }
