@@ -191,10 +191,17 @@ impl EncodeSummary {
     }
 
     /// 0 when every input was encoded or up to date; 2 when the run had one input and it
-    /// was the input's fault (a bad video, a missing file); 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    /// was the input's fault (a bad video, a missing file); 1 otherwise. With
+    /// `allow_bad_inputs` (a corpus job, where broken files are expected and indexed), 0
+    /// also when every failure is the input's fault.
+    pub fn exit_code(&self, allow_bad_inputs: bool) -> u8 {
+        let all_inputs_fault = self
+            .files
+            .iter()
+            .all(|f| f.status != "failed" || f.user_error);
         match (self.failed, self.files.as_slice()) {
             (0, _) => 0,
+            _ if allow_bad_inputs && all_inputs_fault => 0,
             (_, [one]) if one.user_error => vqtok_core::exit::BAD_INPUT,
             _ => vqtok_core::exit::FAILURE,
         }

@@ -133,6 +133,11 @@ struct EncodeArgs {
     /// Job's completions; a Slurm array whose ids are not 0..N-1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     shards: Option<u64>,
+    /// Exit 0 even when some inputs are unusable (unreadable, corrupt, no video …): they
+    /// are reported and listed in the index. Other failures still exit 1. For corpus jobs,
+    /// where a scheduler should not mark a task failed for one broken file.
+    #[arg(long)]
+    allow_bad_inputs: bool,
     #[command(flatten)]
     engine: EngineArgs,
     #[command(flatten)]
@@ -286,7 +291,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     if args.output.json {
         print_json(&summary)?;
     }
-    Ok(summary.exit_code())
+    Ok(summary.exit_code(args.allow_bad_inputs))
 }
 
 fn decode(args: DecodeArgs) -> anyhow::Result<u8> {
