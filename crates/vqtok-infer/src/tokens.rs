@@ -764,6 +764,29 @@ pub(crate) mod tests {
         assert_eq!(names.len(), 1);
     }
 
+    /// Resume compares the stored source mtime with the file's for equality, so every f64
+    /// must read back exactly. serde_json's default float parser may be 1 ulp off (it was
+    /// for 1796005583.3384945, a real mtime: that file was re-encoded on every run); the
+    /// workspace enables its `float_roundtrip` feature.
+    #[test]
+    fn every_mtime_reads_back_exactly() {
+        let mut file = sample(IndexDtype::I16, 64);
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut mtimes = vec![1_796_005_583.338_494_5];
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Any instant within ±30 years of 2026, at nanosecond resolution.
+            mtimes.push(1.0e9 + (x % 1_900_000_000_000_000_000) as f64 / 1e9);
+        }
+        for mtime in mtimes {
+            file.meta.source.mtime_unix_s = mtime;
+            let back = TokenFile::from_bytes(&file.to_bytes(), Path::new("t")).unwrap();
+            assert_eq!(back.meta.source.mtime_unix_s.to_bits(), mtime.to_bits(), "{mtime}");
+        }
+    }
+
     #[test]
     fn rejects_truncated_incomplete_and_out_of_range_files() {
         let dir = tempfile::tempdir().unwrap();
