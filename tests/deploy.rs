@@ -255,7 +255,7 @@ fn slurm_array_tokenizes_the_corpus_like_one_process() {
     let dir = scratch("slurm");
     let bin = vqtokenize_bin();
     let model = model(&dir);
-    let corpus = corpus(&dir, 40);
+    let corpus = corpus(&dir, 120);
     let single = dir.join("single");
     let t = Instant::now();
     reference(&bin, &corpus, &model, &single);
