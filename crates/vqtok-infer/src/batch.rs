@@ -7,10 +7,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vqtok_runtime::Session;
 use vqtok_video::collect_sources;
 
 use crate::encode::{EncodeOptions, Encoded, encode_video, mtime_unix_s};
+use crate::encoder::{Encoder, Precision};
 use crate::error::{InferError, Result};
 use crate::progress::FileProgress;
 use crate::tokens::{TOKEN_SUFFIX, TokenFile};
@@ -143,11 +143,19 @@ pub fn job_options(job: &Job, options: &EncodeOptions) -> EncodeOptions {
 }
 
 /// Why `job.output` must be (re)made, or `Ok` when it is a complete token file of this
-/// model, for this very source file (size and mtime), made with these options.
+/// model, for this very source file (size and mtime), made with these options and this
+/// precision.
+///
+/// The engine does not count: both run the same weights on the same normalised pixels
+/// and agree on all but ≤ 0.1 % of tokens (float near-ties), so a corpus half done by
+/// one engine is finished by the other, not redone; each file's metadata says which
+/// engine made it. bf16 moves more tokens than that, so a file of another precision is
+/// remade.
 pub fn check_up_to_date(
     job: &Job,
     model: &ModelFolder,
     options: &EncodeOptions,
+    precision: Precision,
 ) -> std::result::Result<(), String> {
     if !job.output.exists() {
         return Err("no output yet".into());
@@ -177,6 +185,9 @@ pub fn check_up_to_date(
     }
     if m.frames() == 0 {
         return Err("holds no frames".into());
+    }
+    if m.precision != precision {
+        return Err(format!("made in {}", m.precision));
     }
     Ok(())
 }
@@ -212,7 +223,7 @@ pub struct BatchOptions {
 /// Runs every job; the results are in job order.
 pub fn run(
     model: &ModelFolder,
-    encoder: &Mutex<Session>,
+    encoder: &dyn Encoder,
     jobs: &[Job],
     options: &BatchOptions,
     reporter: &dyn Reporter,
@@ -225,7 +236,9 @@ pub fn run(
             let Some(job) = jobs.get(i) else { break };
             let opts = job_options(job, &options.encode);
             vqtok_core::fs::remove_stale_partials(&job.output);
-            let outcome = if !options.force && check_up_to_date(job, model, &opts).is_ok() {
+            let outcome = if !options.force
+                && check_up_to_date(job, model, &opts, encoder.precision()).is_ok()
+            {
                 Outcome::UpToDate
             } else {
                 let progress = reporter.begin(job);

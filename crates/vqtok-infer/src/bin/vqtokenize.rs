@@ -6,13 +6,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use vqtok_core::exit;
 use vqtok_infer::batch::{self, BatchOptions};
-use vqtok_infer::engine::EngineArgs;
+use vqtok_infer::engine::{EncoderArgs, EngineArgs};
 use vqtok_infer::progress::{BarReporter, Bars, FileProgress, NoProgress};
 use vqtok_infer::summary::EncodeSummary;
 use vqtok_infer::tokens::stored_metadata;
@@ -29,6 +28,7 @@ const EXAMPLES: &str = "Examples:
   vqtokenize list.jsonl -o tokens/ --size source --json
   vqtokenize decode clip.vqt.safetensors -o recon.mp4 --psnr --compare compare.png
   vqtokenize info clip.vqt.safetensors
+  vqtokenize videos/ -o tokens/ --engine torch --device cuda --precision bf16  # --features torch
 
 The model folder is -m, else $VQTOK_MODEL, else ./model.";
 
@@ -57,6 +57,11 @@ enum Command {
     /// Print what a token file holds.
     #[command(after_help = "Example:\n  vqtokenize info clip.vqt.safetensors --json")]
     Info(InfoArgs),
+    /// How many tokens of two token files of the same frames agree (engines, precisions).
+    #[command(
+        after_help = "Example:\n  vqtokenize compare ort/clip.vqt.safetensors torch/clip.vqt.safetensors"
+    )]
+    Compare(CompareArgs),
 }
 
 /// How much is printed.
@@ -110,6 +115,8 @@ struct EncodeArgs {
     #[command(flatten)]
     engine: EngineArgs,
     #[command(flatten)]
+    encoder: EncoderArgs,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -154,12 +161,22 @@ struct InfoArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct CompareArgs {
+    a: PathBuf,
+    b: PathBuf,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `vqtokenize clip.mp4 …` means `vqtokenize encode clip.mp4 …`.
 fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const KNOWN: [&str; 8] = [
+    const KNOWN: [&str; 9] = [
         "encode",
         "decode",
         "info",
+        "compare",
         "help",
         "-h",
         "--help",
@@ -181,7 +198,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Ok(exit code) for a finished run.
 fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
-    let engine = args.engine.open()?;
+    let engine = args.engine.open_encoder(&args.encoder)?;
     let model = &engine.model;
     let plan = batch::plan(&args.inputs, args.out.as_deref())?;
     let options = BatchOptions {
@@ -205,7 +222,6 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     };
     let quiet = args.output.quiet;
     let started = std::time::Instant::now();
-    let encoder = Mutex::new(model.session(GraphKind::Encoder, engine.session)?);
     let res = model.resolution();
     let bars = Bars::new(plan.jobs.len(), model.tokens_per_frame(res, res), !quiet);
     if !quiet {
@@ -221,7 +237,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
         bars.println(&format!("error: {spec}: {reason}"));
     }
     let reporter = BarReporter { bars: &bars, quiet };
-    let outcomes = batch::run(model, &encoder, &plan.jobs, &options, &reporter);
+    let outcomes = batch::run(model, &*engine.encoder, &plan.jobs, &options, &reporter);
     bars.finish();
     let summary = EncodeSummary::new(
         model,
@@ -308,6 +324,20 @@ fn info(args: InfoArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn compare(args: CompareArgs) -> anyhow::Result<u8> {
+    let a = TokenFile::open(&args.a)?;
+    let b = TokenFile::open(&args.b)?;
+    let agreement = vqtok_infer::compare::agreement(&a, &b, &args.b)?;
+    if args.json {
+        let mut out = serde_json::to_value(agreement)?;
+        out["fraction"] = json!(agreement.fraction());
+        print_json(&out)?;
+    } else {
+        println!("{agreement}");
+    }
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     // SAFETY: first statement of main, before any thread exists. The onnxruntime 1.31
     // wheel otherwise writes a telemetry database under ~/.cache.
@@ -317,6 +347,7 @@ fn main() -> ExitCode {
         Command::Encode(a) => encode(a),
         Command::Decode(a) => decode(a),
         Command::Info(a) => info(a),
+        Command::Compare(a) => compare(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
