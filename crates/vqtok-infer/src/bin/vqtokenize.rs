@@ -112,6 +112,10 @@ struct EncodeArgs {
     /// Re-encode even where a valid token file exists.
     #[arg(long)]
     force: bool,
+    /// FFmpeg decoder threads per video (0: one per core). More keep a GPU fed from
+    /// large videos; on a CPU the model wants the cores.
+    #[arg(long, default_value_t = 1)]
+    decode_threads: usize,
     #[command(flatten)]
     engine: EngineArgs,
     #[command(flatten)]
@@ -215,7 +219,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
                 fit: args.fit,
             },
             batch: args.engine.batch as usize,
-            decode_threads: 1,
+            decode_threads: args.decode_threads,
         },
         jobs: args.jobs as usize,
         force: args.force,
