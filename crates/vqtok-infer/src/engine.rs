@@ -23,7 +23,7 @@ pub struct EngineArgs {
     /// Model folder (default: $VQTOK_MODEL, else ./model).
     #[arg(short, long)]
     pub model: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads (default: one per physical core).
+    /// Intra-op threads of ONNX Runtime or libtorch (default: one per physical core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub threads: Option<u64>,
     /// Where the model runs: cpu, cuda or cuda:N (default: cpu, or what --provider says).

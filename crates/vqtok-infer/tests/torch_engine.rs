@@ -205,6 +205,11 @@ fn cli_encodes_with_torch_resumes_across_engines_and_refuses_old_folders() {
             vec!["--provider", "cpu", "--device", "cuda:1"],
             "contradicts",
         ),
+        // No machine here has eight GPUs.
+        (
+            vec!["--engine", "torch", "--device", "cuda:7"],
+            "CUDA device",
+        ),
     ] {
         let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&video, &"-m", &model, &"--force"];
         all.extend(args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
@@ -243,5 +248,24 @@ fn cli_encodes_with_torch_resumes_across_engines_and_refuses_old_folders() {
     assert!(
         e.contains(WEIGHTS_FILE) && e.contains("export it again"),
         "{e}"
+    );
+
+    // Weights changed after export are refused before libtorch reads them.
+    let tampered = dir.join("tampered-model");
+    std::fs::create_dir_all(&tampered).unwrap();
+    for entry in std::fs::read_dir(&model).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, tampered.join(p.file_name().unwrap())).unwrap();
+    }
+    let mut bytes = std::fs::read(tampered.join(WEIGHTS_FILE)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(tampered.join(WEIGHTS_FILE), bytes).unwrap();
+    let out = vqtokenize(&[&video, &"-m", &tampered, &"--engine", &"torch", &"-q"]);
+    assert_status(&out, 2);
+    assert!(
+        stderr(&out).contains("modified after export"),
+        "{}",
+        stderr(&out)
     );
 }
