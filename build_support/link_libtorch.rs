@@ -1,5 +1,5 @@
 // Shared by the build.rs of every crate whose binaries, tests or benches use tch
-// (included with `include!`). See ../shared/toolchain.md, "libtorch":
+// (included with `include!`). Why, as found when setting up libtorch here:
 // without RUNPATH the binaries cannot find libtorch_cpu.so, and without
 // --no-as-needed the linker drops libtorch_cuda.so, so CUDA silently disappears
 // on GPU machines.

@@ -4,9 +4,12 @@ use anyhow::Result;
 
 use crate::{setup, util};
 
-pub fn run(cargo_args: &[String]) -> Result<()> {
+pub fn run(cargo_args: &[String], deploy: bool) -> Result<()> {
     let started = std::time::Instant::now();
     setup::run()?;
+    if deploy {
+        return deploy_tier(started);
+    }
     eprintln!("==> cargo fmt --check");
     util::run(util::cargo().args(["fmt", "--all", "--check"]))?;
     eprintln!("==> cargo clippy");
@@ -42,5 +45,32 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
             .args(cargo_args),
     )?;
     eprintln!("==> all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// `cargo xtask test --deploy`: the deploy/ files on a real single-node Slurm and a real
+/// podman image build (tests/deploy.rs), after installing what they need. Root only.
+fn deploy_tier(started: std::time::Instant) -> Result<()> {
+    setup::debian_packages(setup::DEPLOY_PACKAGES, true)?;
+    eprintln!("==> cargo build --release vqtokenize (what the cluster runs)");
+    util::run(util::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "vqtok-infer",
+        "--bin",
+        "vqtokenize",
+    ]))?;
+    eprintln!("==> deploy tests (Slurm, podman)");
+    util::run(
+        util::cargo()
+            .args(["test", "-p", "vqtok", "--test", "deploy", "--", "--ignored"])
+            .args(["--test-threads", "1", "--nocapture"])
+            .env(
+                "VQTOK_DEPLOY_VQTOKENIZE",
+                util::root().join("target/release/vqtokenize"),
+            ),
+    )?;
+    eprintln!("==> deploy tier passed in {:.0?}", started.elapsed());
     Ok(())
 }

@@ -36,8 +36,15 @@ enum Command {
     #[command(after_help = "Example:\n  cargo xtask setup")]
     Setup,
     /// Setup, then rustfmt --check, clippy -D warnings, and every test (what CI runs).
-    #[command(after_help = "Examples:\n  cargo xtask test\n  cargo xtask test -- -p vqtok-config")]
+    /// `--deploy`: instead, the deploy/ tier on a real Slurm and podman (root; CI runs it too).
+    #[command(
+        after_help = "Examples:\n  cargo xtask test\n  cargo xtask test -- -p vqtok-config\n  cargo xtask test --deploy"
+    )]
     Test {
+        /// Run the deploy/ tier (tests/deploy.rs): installs slurm-wlm, munge, podman, runc
+        /// and debootstrap, starts a single-node Slurm, builds the container image.
+        #[arg(long)]
+        deploy: bool,
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
         cargo_args: Vec<String>,
@@ -162,7 +169,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Setup => setup::run(),
-        Command::Test { cargo_args } => ci::run(&cargo_args),
+        Command::Test { cargo_args, deploy } => ci::run(&cargo_args, deploy),
         Command::CheckConfig { files } => check_config::run(&files),
         Command::Train { release, args } => train::run("train", &args, release),
         Command::Eval { release, args } => train::run("eval", &args, release),

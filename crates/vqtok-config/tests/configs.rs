@@ -40,8 +40,7 @@ fn seed_config_has_the_f16_geometry() {
 #[test]
 fn taming_tiny_fixture_loads_as_is() {
     let path = fixtures().join("taming_tiny/param.json");
-    let cfg = Config::from_path(&path)
-        .unwrap_or_else(|e| panic!("{e} (set VQTOK_SHARED if ../shared is elsewhere)"));
+    let cfg = Config::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.model.family(), ModelFamily::Taming);
     assert_eq!(cfg.train.disc_update_every, 1);
     assert_eq!(cfg.model.size_multiple(), 4);

@@ -1,6 +1,13 @@
-//! Many inputs: expanding files, directories, globs and manifests into jobs, skipping
-//! outputs that are already valid (resume after a kill), running jobs on worker threads
-//! that share one encoder session, and never letting one bad input stop the rest.
+//! Many inputs: expanding files, directories, globs and manifests into jobs, keeping this
+//! shard's ([`crate::shard`]), skipping outputs that are already valid (resume after a
+//! kill), running jobs on worker threads that share one encoder session, and never letting
+//! one bad input stop the rest.
+//!
+//! Several processes may run over one output tree at once (overlapping shards, two runs
+//! without shards, a requeued task beside its old self): a job is only looked at under the
+//! claim of its output ([`vqtok_core::claim`]). A job another process holds is put back
+//! and done last, waiting for the claim; by then it is normally up to date, so every input
+//! is encoded once and every process ends knowing the state of all its jobs.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -13,7 +20,9 @@ use crate::encode::{EncodeOptions, Encoded, encode_video, mtime_unix_s};
 use crate::encoder::{Encoder, Precision};
 use crate::error::{InferError, Result};
 use crate::progress::FileProgress;
+use crate::shard::Shard;
 use crate::tokens::{TOKEN_SUFFIX, TokenFile};
+use vqtok_core::claim::{Wait, claim};
 use vqtok_core::exit::Blame;
 use vqtok_runtime::ModelFolder;
 
@@ -28,6 +37,9 @@ pub const VIDEO_EXTENSIONS: [&str; 9] = [
 pub struct Job {
     pub input: PathBuf,
     pub output: PathBuf,
+    /// The output's path relative to the output folder (whether or not there is one): what
+    /// the shard assignment hashes and the index names.
+    pub key: String,
     /// Manifest segment `[start, end)` in seconds.
     pub segment: Option<(f64, Option<f64>)>,
 }
@@ -37,6 +49,25 @@ pub struct Job {
 pub struct Plan {
     pub jobs: Vec<Job>,
     pub failed: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// What `shard` owns: its jobs, and its share of the unlisted inputs (by their spec),
+    /// so that each is reported by exactly one shard.
+    pub fn only(self, shard: Shard) -> Plan {
+        Plan {
+            jobs: self
+                .jobs
+                .into_iter()
+                .filter(|j| shard.owns(&j.key))
+                .collect(),
+            failed: self
+                .failed
+                .into_iter()
+                .filter(|(spec, _)| shard.owns(spec))
+                .collect(),
+        }
+    }
 }
 
 /// A relative path that stays inside the output folder, or `None`.
@@ -83,14 +114,12 @@ pub fn plan(specs: &[String], out: Option<&Path>) -> Result<Plan> {
                 (None, None) => None,
                 (s, e) => Some((s.unwrap_or(0.0), e)),
             };
+            let rel = safe_relative(&item.split_key)
+                .unwrap_or_else(|| PathBuf::from(item.path.file_name().unwrap_or_default()));
+            let key = token_name(&rel, segment);
             let output = match (out_file, out) {
                 (Some(f), _) => f.to_path_buf(),
-                (None, Some(dir)) => {
-                    let rel = safe_relative(&item.split_key).unwrap_or_else(|| {
-                        PathBuf::from(item.path.file_name().unwrap_or_default())
-                    });
-                    dir.join(token_name(&rel, segment))
-                }
+                (None, Some(dir)) => dir.join(&key),
                 (None, None) => token_name(&item.path, segment),
             };
             if let Some(first) = owners.get(&output) {
@@ -108,6 +137,7 @@ pub fn plan(specs: &[String], out: Option<&Path>) -> Result<Plan> {
             plan.jobs.push(Job {
                 input: item.path,
                 output,
+                key: key.to_string_lossy().into_owned(),
                 segment,
             });
         }
@@ -142,9 +172,18 @@ pub fn job_options(job: &Job, options: &EncodeOptions) -> EncodeOptions {
     o
 }
 
-/// Why `job.output` must be (re)made, or `Ok` when it is a complete token file of this
-/// model, for this very source file (size and mtime), made with these options and this
-/// precision.
+/// What an up-to-date token file holds (for the summary and the corpus index).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Existing {
+    pub frames: usize,
+    pub tokens: u64,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Why `job.output` must be (re)made, or what it holds when it is a complete token file
+/// of this model, for this very source file (size and mtime), made with these options and
+/// this precision.
 ///
 /// The engine does not count: both run the same weights on the same normalised pixels
 /// and agree on all but ≤ 0.1 % of tokens (float near-ties), so a corpus half done by
@@ -156,7 +195,7 @@ pub fn check_up_to_date(
     model: &ModelFolder,
     options: &EncodeOptions,
     precision: Precision,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Existing, String> {
     if !job.output.exists() {
         return Err("no output yet".into());
     }
@@ -189,19 +228,37 @@ pub fn check_up_to_date(
     if m.precision != precision {
         return Err(format!("made in {}", m.precision));
     }
-    Ok(())
+    let (width, height) = (m.geometry.out_width, m.geometry.out_height);
+    Ok(Existing {
+        frames: m.frames(),
+        tokens: (m.frames() * model.tokens_per_frame(height, width)) as u64,
+        width,
+        height,
+    })
 }
 
 /// How one job ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Encoded(Encoded),
-    /// A valid output already existed.
-    UpToDate,
+    /// A valid output already existed (made by an earlier run or another process).
+    UpToDate(Existing),
     Failed {
         message: String,
+        /// A short name for the kind of failure ([`InferError::reason`]), for counting.
+        reason: String,
         user_error: bool,
     },
+}
+
+impl Outcome {
+    fn failed(e: &InferError) -> Outcome {
+        Outcome::Failed {
+            message: e.to_string(),
+            reason: e.reason(),
+            user_error: e.is_user_error(),
+        }
+    }
 }
 
 /// Progress of a whole run: a per-file hook for each job, and its end.
@@ -221,6 +278,9 @@ pub struct BatchOptions {
 }
 
 /// Runs every job; the results are in job order.
+///
+/// Jobs whose output another process holds are done after all others, waiting for it
+/// (see the module doc).
 pub fn run(
     model: &ModelFolder,
     encoder: &dyn Encoder,
@@ -228,52 +288,99 @@ pub fn run(
     options: &BatchOptions,
     reporter: &dyn Reporter,
 ) -> Vec<Outcome> {
-    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; jobs.len()]);
-    let worker = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(job) = jobs.get(i) else { break };
-            let opts = job_options(job, &options.encode);
-            vqtok_core::fs::remove_stale_partials(&job.output);
-            let outcome = if !options.force
-                && check_up_to_date(job, model, &opts, encoder.precision()).is_ok()
-            {
-                Outcome::UpToDate
-            } else {
-                let progress = reporter.begin(job);
-                let r = encode_video(model, encoder, &job.input, &job.output, &opts, &*progress);
-                progress.finish();
-                match r {
-                    Ok(e) => Outcome::Encoded(e),
-                    Err(e) => Outcome::Failed {
-                        message: e.to_string(),
-                        user_error: e.is_user_error(),
-                    },
-                }
-            };
-            reporter.end(job, &outcome);
-            if let Ok(mut r) = results.lock() {
-                r[i] = Some(outcome);
-            }
+    let busy: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    let first: Vec<usize> = (0..jobs.len()).collect();
+    for_each_job(&first, options.jobs, |i| {
+        match run_job(model, encoder, &jobs[i], options, reporter, Wait::No) {
+            Some(outcome) => store(&results, i, outcome),
+            None => lock(&busy).push(i),
         }
-    };
-    std::thread::scope(|s| {
-        for _ in 0..options.jobs.clamp(1, jobs.len().max(1)) {
-            s.spawn(worker);
-        }
+    });
+    let mut later = lock(&busy).clone();
+    later.sort_unstable();
+    for_each_job(&later, options.jobs, |i| {
+        let outcome = run_job(model, encoder, &jobs[i], options, reporter, Wait::Yes)
+            .unwrap_or_else(|| Outcome::failed(&InferError::Internal("claim lost".into())));
+        store(&results, i, outcome);
     });
     results
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
         .map(|o| {
-            o.unwrap_or(Outcome::Failed {
-                message: "internal error: a worker stopped before this file".into(),
-                user_error: false,
+            o.unwrap_or_else(|| {
+                Outcome::failed(&InferError::Internal(
+                    "a worker stopped before this file".into(),
+                ))
             })
         })
         .collect()
+}
+
+/// The lock's content even if a worker panicked holding it (results stay meaningful).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn store(results: &Mutex<Vec<Option<Outcome>>>, i: usize, outcome: Outcome) {
+    lock(results)[i] = Some(outcome);
+}
+
+/// Calls `work` for each of `indices` on up to `workers` threads.
+fn for_each_job(indices: &[usize], workers: usize, work: impl Fn(usize) + Sync) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers.clamp(1, indices.len().max(1)) {
+            s.spawn(|| {
+                while let Some(&i) = indices.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    work(i);
+                }
+            });
+        }
+    });
+}
+
+/// One job under the claim of its output; `None` when another writer holds the claim and
+/// `wait` is [`Wait::No`].
+fn run_job(
+    model: &ModelFolder,
+    encoder: &dyn Encoder,
+    job: &Job,
+    options: &BatchOptions,
+    reporter: &dyn Reporter,
+    wait: Wait,
+) -> Option<Outcome> {
+    let opts = job_options(job, &options.encode);
+    let claimed = job
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| claim(&job.output, wait))
+        .map_err(|e| InferError::io(vqtok_core::claim::claim_path(&job.output), e));
+    let outcome = match claimed {
+        Ok(None) => return None,
+        Err(e) => Outcome::failed(&e),
+        Ok(Some(_claim)) => {
+            vqtok_core::fs::remove_stale_partials(&job.output);
+            match check_up_to_date(job, model, &opts, encoder.precision()) {
+                Ok(existing) if !options.force => Outcome::UpToDate(existing),
+                _ => {
+                    let progress = reporter.begin(job);
+                    let r =
+                        encode_video(model, encoder, &job.input, &job.output, &opts, &*progress);
+                    progress.finish();
+                    match r {
+                        Ok(e) => Outcome::Encoded(e),
+                        Err(e) => Outcome::failed(&e),
+                    }
+                }
+            }
+        }
+    };
+    reporter.end(job, &outcome);
+    Some(outcome)
 }
 
 #[cfg(test)]

@@ -64,6 +64,25 @@ impl InferError {
             message: message.into(),
         }
     }
+
+    /// A short, stable name for the kind of failure, by which the corpus index counts
+    /// failures: a broken video says why it is unusable (`unreadable`, `corrupt`, …, the
+    /// loader's skip reasons), everything else its variant.
+    pub fn reason(&self) -> String {
+        match self {
+            InferError::Video(VideoError::File { reason, .. }) => serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "video".into()),
+            InferError::Video(_) => "video".into(),
+            InferError::Runtime(_) => "runtime".into(),
+            InferError::Io(_) => "io".into(),
+            InferError::BadInput { .. } => "bad_input".into(),
+            InferError::Invalid { .. } => "invalid_option".into(),
+            InferError::ModelMismatch { .. } => "model_mismatch".into(),
+            InferError::Internal(_) => "internal".into(),
+        }
+    }
 }
 
 impl Blame for InferError {

@@ -8,8 +8,9 @@
 //!   [`TokenFile`] (`*.vqt.safetensors`, see [`tokens`] for the format);
 //! - [`decode_tokens`]: token file → decoder → mp4 (refuses another model's tokens);
 //! - [`compare`]: token agreement of two files (engines, precisions);
-//! - [`batch`]: many inputs, resume, worker threads, per-file failures; [`summary`]:
-//!   what a run reports and the exit status it ends with;
+//! - [`batch`]: many inputs, resume, worker threads, per-file failures, several processes
+//!   on one output tree; [`shard`]: which inputs this process owns; [`summary`]: what a
+//!   run reports and the exit status it ends with; [`index`]: the corpus index;
 //! - [`engine`]: the model folder and runtime settings every command shares, resolved to
 //!   an [`encoder::Encoder`] of the ORT engine or (feature `torch`) the libtorch engine
 //!   ([`device`]: the `--device` flag both take).
@@ -25,7 +26,9 @@ pub mod encoder;
 pub mod engine;
 mod error;
 mod framing;
+pub mod index;
 pub mod progress;
+pub mod shard;
 pub mod summary;
 mod token_writer;
 pub mod tokens;

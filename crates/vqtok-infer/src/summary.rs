@@ -67,10 +67,16 @@ impl FileReport {
                 r.infer_seconds = Some(e.infer_seconds);
                 r.wait_seconds = Some(e.wait_seconds);
             }
-            Outcome::UpToDate => r.status = "up_to_date",
+            Outcome::UpToDate(e) => {
+                r.status = "up_to_date";
+                r.frames = Some(e.frames);
+                r.tokens = Some(e.tokens);
+                r.size = Some([e.width, e.height]);
+            }
             Outcome::Failed {
                 message,
                 user_error,
+                ..
             } => {
                 r.status = "failed";
                 r.error = Some(message.clone());
@@ -103,7 +109,7 @@ pub fn outcome_line(job: &Job, outcome: &Outcome, quiet: bool) -> Option<String>
             e.frames as f64 / e.seconds.max(1e-9),
             e.wait_seconds
         )),
-        Outcome::UpToDate if !quiet => Some(format!(
+        Outcome::UpToDate(_) if !quiet => Some(format!(
             "{}: {} is up to date, skipped",
             job.input.display(),
             job.output.display()
@@ -159,8 +165,10 @@ impl EncodeSummary {
             )
             .collect();
         let count = |status| files.iter().filter(|f| f.status == status).count();
-        let frames = files.iter().filter_map(|f| f.frames).sum();
-        let tokens = files.iter().filter_map(|f| f.tokens).sum();
+        // What this run encoded (up-to-date files carry their counts too, for the report).
+        let encoded = || files.iter().filter(|f| f.status == "encoded");
+        let frames = encoded().filter_map(|f| f.frames).sum();
+        let tokens = encoded().filter_map(|f| f.tokens).sum();
         let per_second = |n: f64| n / seconds.max(1e-9);
         EncodeSummary {
             model: ModelRef {
@@ -183,10 +191,17 @@ impl EncodeSummary {
     }
 
     /// 0 when every input was encoded or up to date; 2 when the run had one input and it
-    /// was the input's fault (a bad video, a missing file); 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    /// was the input's fault (a bad video, a missing file); 1 otherwise. With
+    /// `allow_bad_inputs` (a corpus job, where broken files are expected and indexed), 0
+    /// also when every failure is the input's fault.
+    pub fn exit_code(&self, allow_bad_inputs: bool) -> u8 {
+        let all_inputs_fault = self
+            .files
+            .iter()
+            .all(|f| f.status != "failed" || f.user_error);
         match (self.failed, self.files.as_slice()) {
             (0, _) => 0,
+            _ if allow_bad_inputs && all_inputs_fault => 0,
             (_, [one]) if one.user_error => vqtok_core::exit::BAD_INPUT,
             _ => vqtok_core::exit::FAILURE,
         }

@@ -2,6 +2,7 @@
 //! exported from the repository's tiny configs with seeded random weights.
 
 mod common;
+mod shards;
 
 use std::path::Path;
 
@@ -559,8 +560,15 @@ fn a_batch_killed_twenty_times_ends_identical_to_an_uninterrupted_run() {
     }
     assert!(batch(&out).status().unwrap().success());
     let (want, got) = (tree(&reference), tree(&out));
-    assert_eq!(got, want, "the same files, and no partial one left");
-    for file in &want {
+    assert_eq!(
+        got, want,
+        "the same files, and no partial or claim file left"
+    );
+    // The index part differs on purpose: the last run found most outputs up to date.
+    for file in want
+        .iter()
+        .filter(|f| !f.starts_with(vqtok_infer::index::INDEX_DIR))
+    {
         assert!(
             std::fs::read(out.join(file)).unwrap() == std::fs::read(reference.join(file)).unwrap(),
             "{} differs from the uninterrupted run's",

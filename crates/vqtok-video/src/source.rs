@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Result, VideoError};
 
@@ -88,9 +87,7 @@ pub fn collect_sources(specs: &[String], extensions: &[String]) -> Result<Vec<Me
 /// Position of `key` in [0, 1): the first 8 bytes of its SHA-256. Items below `val_fraction`
 /// are validation items.
 pub fn split_position(key: &str) -> f64 {
-    let d = Sha256::digest(key.as_bytes());
-    let v = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
-    (v >> 11) as f64 / (1u64 << 53) as f64
+    (vqtok_core::hash::stable_u64(key) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn item(path: PathBuf, split_key: String) -> MediaItem {

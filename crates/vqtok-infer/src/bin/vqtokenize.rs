@@ -1,5 +1,5 @@
 //! `vqtokenize`: videos → token files (`encode`, the default), token files → videos
-//! (`decode`), and `info`. Exit status: 0 ok; 1 an internal failure, or any input failed
+//! (`decode`), `info`, and `index` (merge the shards' corpus index parts). Exit status: 0 ok; 1 an internal failure, or any input failed
 //! when several were given; 2 bad usage or a bad single input (missing model folder,
 //! unreadable video, token file of another model). The work and the reports are
 //! vqtok-infer's; this file parses arguments and prints.
@@ -12,7 +12,9 @@ use serde_json::json;
 use vqtok_core::exit;
 use vqtok_infer::batch::{self, BatchOptions};
 use vqtok_infer::engine::{EncoderArgs, EngineArgs};
+use vqtok_infer::index;
 use vqtok_infer::progress::{BarReporter, Bars, FileProgress, NoProgress};
+use vqtok_infer::shard::{self, Shard};
 use vqtok_infer::summary::EncodeSummary;
 use vqtok_infer::tokens::stored_metadata;
 use vqtok_infer::{
@@ -26,6 +28,9 @@ const EXAMPLES: &str = "Examples:
   vqtokenize clip.mp4 -m models/f16                  # → clip.vqt.safetensors
   vqtokenize videos/ -o tokens/ --jobs 2 --stride 2  # a folder tree; resumes where it stopped
   vqtokenize list.jsonl -o tokens/ --size source --json
+  vqtokenize corpus/ -o tokens/ --shard 2/8          # this machine's eighth of the corpus
+  vqtokenize corpus/ -o tokens/ --shards 8           # under a Slurm array / Indexed Job
+  vqtokenize index tokens/                           # → tokens/index.jsonl + summary
   vqtokenize decode clip.vqt.safetensors -o recon.mp4 --psnr --compare compare.png
   vqtokenize info clip.vqt.safetensors
   vqtokenize videos/ -o tokens/ --engine torch --device cuda --precision bf16  # --features torch
@@ -57,11 +62,24 @@ enum Command {
     /// Print what a token file holds.
     #[command(after_help = "Example:\n  vqtokenize info clip.vqt.safetensors --json")]
     Info(InfoArgs),
+    /// Merge OUT/_index/shard-I-of-N.jsonl (written by each encode run into OUT) into
+    /// OUT/index.jsonl; exit 1 if shards are missing.
+    #[command(after_help = "Example:\n  vqtokenize index tokens/ --json")]
+    Index(IndexArgs),
     /// How many tokens of two token files of the same frames agree (engines, precisions).
     #[command(
         after_help = "Example:\n  vqtokenize compare ort/clip.vqt.safetensors torch/clip.vqt.safetensors"
     )]
     Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct IndexArgs {
+    /// The output folder the shards encoded into.
+    out: PathBuf,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How much is printed.
@@ -116,6 +134,19 @@ struct EncodeArgs {
     /// large videos; on a CPU the model wants the cores.
     #[arg(long, default_value_t = 1)]
     decode_threads: usize,
+    /// Tokenize only shard I of N of the inputs (e.g. 0/4). Default: from
+    /// $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX or $RANK, else everything.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Number of shards, when the index comes from the environment (a Kubernetes Indexed
+    /// Job's completions; a Slurm array whose ids are not 0..N-1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    shards: Option<u64>,
+    /// Exit 0 even when some inputs are unusable (unreadable, corrupt, no video …): they
+    /// are reported and listed in the index. Other failures still exit 1. For corpus jobs,
+    /// where a scheduler should not mark a task failed for one broken file.
+    #[arg(long)]
+    allow_bad_inputs: bool,
     #[command(flatten)]
     engine: EngineArgs,
     #[command(flatten)]
@@ -176,10 +207,11 @@ struct CompareArgs {
 
 /// `vqtokenize clip.mp4 …` means `vqtokenize encode clip.mp4 …`.
 fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const KNOWN: [&str; 9] = [
+    const KNOWN: [&str; 10] = [
         "encode",
         "decode",
         "info",
+        "index",
         "compare",
         "help",
         "-h",
@@ -202,9 +234,18 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Ok(exit code) for a finished run.
 fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
+    let shard = shard::resolve(args.shard, args.shards.map(|n| n as usize), &|name| {
+        std::env::var(name).ok()
+    })?;
     let engine = args.engine.open_encoder(&args.encoder)?;
     let model = &engine.model;
-    let plan = batch::plan(&args.inputs, args.out.as_deref())?;
+    let plan = batch::plan(&args.inputs, args.out.as_deref())?.only(shard.shard);
+    // The corpus index part goes into an output folder (not next to the inputs, nor for
+    // a single token file).
+    let index_dir = args
+        .out
+        .as_deref()
+        .filter(|o| !o.to_string_lossy().ends_with(".safetensors"));
     let options = BatchOptions {
         encode: EncodeOptions {
             selection: Selection {
@@ -236,6 +277,14 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
             &model.id()[..12],
             engine.device
         ));
+        if shard.shard != Shard::ALL {
+            bars.println(&format!(
+                "shard {} ({}): {} input(s)",
+                shard.shard,
+                shard.source,
+                plan.jobs.len() + plan.failed.len()
+            ));
+        }
     }
     for (spec, reason) in &plan.failed {
         bars.println(&format!("error: {spec}: {reason}"));
@@ -243,6 +292,12 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     let reporter = BarReporter { bars: &bars, quiet };
     let outcomes = batch::run(model, &*engine.encoder, &plan.jobs, &options, &reporter);
     bars.finish();
+    if let Some(out) = index_dir {
+        let part = index::write_shard(out, shard.shard, &index::entries(model, &plan, &outcomes))?;
+        if !quiet {
+            eprintln!("index part {}", part.display());
+        }
+    }
     let summary = EncodeSummary::new(
         model,
         &engine.device,
@@ -256,7 +311,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     if args.output.json {
         print_json(&summary)?;
     }
-    Ok(summary.exit_code())
+    Ok(summary.exit_code(args.allow_bad_inputs))
 }
 
 fn decode(args: DecodeArgs) -> anyhow::Result<u8> {
@@ -328,6 +383,15 @@ fn info(args: InfoArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn index(args: IndexArgs) -> anyhow::Result<u8> {
+    let summary = index::merge(&args.out)?;
+    eprintln!("{summary}");
+    if args.json {
+        print_json(&summary)?;
+    }
+    Ok(summary.exit_code())
+}
+
 fn compare(args: CompareArgs) -> anyhow::Result<u8> {
     let a = TokenFile::open(&args.a)?;
     let b = TokenFile::open(&args.b)?;
@@ -351,6 +415,7 @@ fn main() -> ExitCode {
         Command::Encode(a) => encode(a),
         Command::Decode(a) => decode(a),
         Command::Info(a) => info(a),
+        Command::Index(a) => index(a),
         Command::Compare(a) => compare(a),
     };
     match result {

@@ -1,4 +1,4 @@
-//! Parity with the ORIGINAL taming-transformers code: ../shared/fixtures/taming_tiny holds
+//! Parity with the ORIGINAL taming-transformers code: tests/fixtures/taming_tiny holds
 //! float64 intermediates computed by the Python modules from `model.safetensors`.
 //!
 //! Tolerances: in f64 the only differences are summation order inside libtorch kernels
