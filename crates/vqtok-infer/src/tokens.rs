@@ -823,6 +823,19 @@ pub(crate) mod tests {
         assert!(f.save(&path).unwrap_err().to_string().contains("shape"));
     }
 
+    /// Resume compares the recorded source mtime with the file's for equality, so the
+    /// f64 must come back bit for bit: 1764492961.7710745 is one of the ~12 % of mtimes
+    /// that serde_json's default (not correctly rounded) parser returned 1 ulp off.
+    #[test]
+    fn source_mtime_round_trips_exactly() {
+        let mut file = sample(IndexDtype::I16, 512);
+        for mtime in [1_764_492_961.771_074_5, 1_764_307_306.374_671_5] {
+            file.meta.source.mtime_unix_s = mtime;
+            let back = TokenMeta::from_map(Path::new("a"), &file.meta.to_map()).unwrap();
+            assert_eq!(back.source.mtime_unix_s.to_bits(), mtime.to_bits());
+        }
+    }
+
     /// Files from before the torch engine have no `engine`/`precision`: they were made by
     /// ONNX Runtime in fp32 and must still open as such; a wrong value names the key.
     #[test]
