@@ -1,7 +1,7 @@
 //! Video → token file, streaming: one thread decodes and resizes frames into batches, the
-//! caller's thread runs the encoder (either engine's [`Encoder`]) on them, with a bounded channel between the two so
-//! decoding overlaps inference, and the indices go straight to the token file's spills
-//! ([`TokenWriter`]). Memory stays flat however long the video is: at most
+//! caller's thread runs the encoder (either engine's [`Encoder`]) on them, with a bounded
+//! channel between the two so decoding overlaps inference, and the indices go straight to
+//! the token file's spills ([`TokenWriter`]). Memory stays flat however long the video is: at most
 //! [`QUEUE_BATCHES`] + 2 batches of frames exist at once, plus 8 bytes per frame for the
 //! slot list.
 
