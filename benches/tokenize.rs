@@ -20,11 +20,11 @@
 //! `cargo bench -p vqtok --bench tokenize [-- FILTER]`
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use vqtok_export::{ExportOptions, RandomWeights, export};
+use vqtok_infer::encoder::OrtEncoder;
 use vqtok_infer::progress::NoProgress;
 use vqtok_infer::{EncodeOptions, encode_video};
 use vqtok_runtime::{Input, Manifest, ModelFolder, Session, SessionOptions};
@@ -225,7 +225,7 @@ fn bench(c: &mut Criterion) {
         drop(decoder);
 
         let model = ModelFolder::open(&dir).expect("model");
-        let shared = Mutex::new(encoder);
+        let shared = OrtEncoder::new(&model, encoder);
         let input = video(case.video_frames);
         let out = bench_dir().join(format!("{}.vqt.safetensors", case.name));
         let options = EncodeOptions {

@@ -10,8 +10,20 @@ use crate::util::{self, root};
 /// Builds `bins` (package, binary) in the dev profile (or release) and returns a
 /// runner for each, in order.
 pub fn build(bins: &[(&str, &str)], release: bool) -> Result<Vec<PathBuf>> {
+    build_with_features(bins, &[], release)
+}
+
+/// [`build`] with cargo features (`package/feature`) turned on.
+pub fn build_with_features(
+    bins: &[(&str, &str)],
+    features: &[&str],
+    release: bool,
+) -> Result<Vec<PathBuf>> {
     let mut cmd = util::cargo();
     cmd.arg("build").arg("--quiet");
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
     if release {
         cmd.arg("--release");
     }

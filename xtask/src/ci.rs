@@ -21,8 +21,29 @@ pub fn run(cargo_args: &[String], deploy: bool) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // vqtokenize's torch engine is a feature off by default (the default build links no
+    // libtorch), so neither command above compiles it.
+    eprintln!("==> cargo clippy -p vqtok-infer --features torch");
+    util::run(util::cargo().args([
+        "clippy",
+        "-p",
+        "vqtok-infer",
+        "--all-targets",
+        "--features",
+        "torch",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     eprintln!("==> cargo test");
     util::run(util::cargo().args(["test", "--workspace"]).args(cargo_args))?;
+    eprintln!("==> cargo test -p vqtok-infer --features torch --test torch_engine");
+    util::run(
+        util::cargo()
+            .args(["test", "-p", "vqtok-infer", "--features", "torch"])
+            .args(["--test", "torch_engine"])
+            .args(cargo_args),
+    )?;
     eprintln!("==> all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }

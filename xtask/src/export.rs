@@ -10,7 +10,7 @@ use anyhow::Result;
 use vqtok_core::exit::child;
 use vqtok_run::ModelArgs;
 
-use crate::{bins, setup};
+use crate::{agreement, bins, setup};
 
 const TRAIN: (&str, &str) = ("vqtok-train", "vqtok-train");
 const EXPORT: (&str, &str) = ("vqtok-export", "vqtok-export");
@@ -48,8 +48,9 @@ pub fn export(model: &ModelArgs, out: &Path, no_verify: bool, release: bool) -> 
     result
 }
 
-/// Verifies the model folder `folder` against the tch `model`.
-pub fn verify(model: &ModelArgs, folder: &Path, release: bool) -> Result<()> {
+/// Verifies the model folder `folder` against the tch `model`, then reports the token
+/// agreement of vqtokenize's engines and precisions on it (torch runs on `device`).
+pub fn verify(model: &ModelArgs, folder: &Path, device: &str, release: bool) -> Result<()> {
     setup::run()?;
     let [train, export] = &bins::build(&[TRAIN, EXPORT], release)?[..] else {
         unreachable!()
@@ -65,7 +66,8 @@ pub fn verify(model: &ModelArgs, folder: &Path, release: bool) -> Result<()> {
         .status()?;
     let result = child(status, "verify");
     let _ = std::fs::remove_file(&reference);
-    result
+    result?;
+    agreement::report(folder, device, release)
 }
 
 fn write_reference(train: &PathBuf, model: &ModelArgs, out: &Path) -> Result<()> {

@@ -3,6 +3,7 @@
 //! Every command that needs the environment runs `setup` first, which is quick when
 //! nothing is missing, so each command works on a fresh machine as written in README.
 
+mod agreement;
 mod bench;
 mod bins;
 mod check_config;
@@ -96,6 +97,9 @@ enum Command {
         source: vqtok_run::ModelArgs,
         #[arg(long)]
         model: std::path::PathBuf,
+        /// Where the torch engine runs for the token-agreement report (cpu, cuda, cuda:N).
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[arg(long)]
         release: bool,
     },
@@ -178,8 +182,9 @@ fn main() -> ExitCode {
         Command::Verify {
             source,
             model,
+            device,
             release,
-        } => export::verify(&source, &model, release),
+        } => export::verify(&source, &model, &device, release),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
         Command::Demo {
             steps,

@@ -1,4 +1,5 @@
-//! Checkpoint → model folder: the graphs, the codebooks and manifest.json.
+//! Checkpoint → model folder: the graphs, the codebooks, the weights and config a
+//! libtorch runtime builds the model from, and manifest.json hashing all of them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,15 +7,16 @@ use std::path::Path;
 use vqtok_config::Config;
 use vqtok_core::hash::sha256_hex;
 use vqtok_runtime::{
-    CODEBOOK_FILE, DECODE_FORMULA, ENCODE_FORMULA, FORMAT_VERSION, FileInfo, GraphInfo, GraphKind,
-    IoInfo, LevelInfo, Manifest, Normalization, PixelIo, Verification, indices_name,
+    CODEBOOK_FILE, CONFIG_FILE, DECODE_FORMULA, ENCODE_FORMULA, FORMAT_VERSION, FileInfo,
+    GraphInfo, GraphKind, IoInfo, LevelInfo, Manifest, Normalization, PixelIo, Verification,
+    WEIGHTS_FILE, indices_name,
 };
 
 use crate::error::{ExportError, Result};
 use crate::graphs::build_graph;
 use crate::onnx::{IR_VERSION, OPSET, write_model};
 use crate::tensor_file::{RawTensor, write_tensors};
-use crate::weights::{CheckpointWeights, Init, WeightSource};
+use crate::weights::{CheckpointWeights, Init, RecordingWeights, WeightSource};
 
 /// Protobuf messages cannot exceed 2 GiB; past this many bytes of weights a graph
 /// stores them in `<graph>.onnx.data` instead.
@@ -66,6 +68,20 @@ fn grid_rule(config: &Config) -> String {
     )
 }
 
+/// Lists the file `out_dir/name`, already written, with its sha256.
+fn list_written(out_dir: &Path, name: &str, files: &mut BTreeMap<String, FileInfo>) -> Result<()> {
+    let path = out_dir.join(name);
+    let bytes = std::fs::read(&path).map_err(|e| ExportError::io(&path, e))?;
+    files.insert(
+        name.to_string(),
+        FileInfo {
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        },
+    );
+    Ok(())
+}
+
 /// Writes the model folder `out_dir` (created if needed; files of ours are replaced)
 /// and returns its manifest, whose verification is `not_run`.
 pub fn export(
@@ -75,6 +91,7 @@ pub fn export(
     options: &ExportOptions,
 ) -> Result<Manifest> {
     std::fs::create_dir_all(out_dir).map_err(|e| ExportError::io(out_dir, e))?;
+    let weights = &mut RecordingWeights::new(weights);
     let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
     let mut graphs = BTreeMap::new();
     for kind in GraphKind::ALL {
@@ -134,16 +151,14 @@ pub fn export(
             codebook_tensor: key,
         });
     }
-    let codebook_path = out_dir.join(CODEBOOK_FILE);
-    write_tensors(&codebook_path, &tables)?;
-    let bytes = std::fs::read(&codebook_path).map_err(|e| ExportError::io(&codebook_path, e))?;
-    files.insert(
-        CODEBOOK_FILE.to_string(),
-        FileInfo {
-            bytes: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
-        },
-    );
+    write_tensors(&out_dir.join(CODEBOOK_FILE), &tables)?;
+    list_written(out_dir, CODEBOOK_FILE, &mut files)?;
+    weights.save(&out_dir.join(WEIGHTS_FILE))?;
+    list_written(out_dir, WEIGHTS_FILE, &mut files)?;
+    let param = out_dir.join(CONFIG_FILE);
+    vqtok_core::fs::write_atomic(&param, (config.to_json_pretty() + "\n").as_bytes())
+        .map_err(|e| ExportError::io(&param, e))?;
+    list_written(out_dir, CONFIG_FILE, &mut files)?;
 
     let pixels = PixelIo::new(&config.data.normalize, config.model.in_channels())?;
     let manifest = Manifest {

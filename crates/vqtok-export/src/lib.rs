@@ -10,7 +10,9 @@
 //! - `decoder.onnx`: indices → u8 frames (codebook Gather, post_quant_conv, decoder,
 //!   unnormalise, clamp, round);
 //! - `encoder_float.onnx` / `decoder_float.onnx`: the same on normalised NCHW floats;
-//! - `codebook.safetensors`, `manifest.json` (see [`Manifest`]).
+//! - `codebook.safetensors`, `manifest.json` (see [`Manifest`]);
+//! - `weights.safetensors` (every parameter the graphs hold, taming names, f32) and
+//!   `param.json`: what vqtokenize's torch engine builds the tch model from.
 //!
 //! Graphs use opset 17 with dynamic N, H, W; GroupNorm is decomposed into
 //! InstanceNormalization on a `[N, 32, -1]` view. No tch dependency: the ONNX

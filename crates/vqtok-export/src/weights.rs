@@ -4,7 +4,7 @@
 //! The layers ask for each tensor by state-dict name, expected shape and how PyTorch
 //! would initialise it; a checkpoint ignores the init and checks name and shape.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::error::{ExportError, Result};
@@ -174,6 +174,44 @@ impl WeightSource for RandomWeights {
         };
         self.made
             .insert(name.to_string(), (shape.to_vec(), data.clone()));
+        Ok(data)
+    }
+}
+
+/// Another source, remembering the first answer for every tensor name: export passes its
+/// weights through this and saves what the graphs asked for as the model folder's
+/// `weights.safetensors`, so the torch engine runs exactly the f32 values the ONNX graphs
+/// hold (a checkpoint's extras — `loss.*`, EMA statistics — stay out).
+pub struct RecordingWeights<'a> {
+    inner: &'a mut dyn WeightSource,
+    seen: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl<'a> RecordingWeights<'a> {
+    pub fn new(inner: &'a mut dyn WeightSource) -> Self {
+        RecordingWeights {
+            inner,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Writes every tensor asked for so far as an f32 safetensors state dict.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: Vec<(String, RawTensor)> = self
+            .seen
+            .iter()
+            .map(|(k, (s, d))| (k.clone(), RawTensor::from_f32(s, d)))
+            .collect();
+        write_tensors(path, &tensors)
+    }
+}
+
+impl WeightSource for RecordingWeights<'_> {
+    fn tensor(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Vec<f32>> {
+        let data = self.inner.tensor(name, shape, init)?;
+        self.seen
+            .entry(name.to_string())
+            .or_insert_with(|| (shape.to_vec(), data.clone()));
         Ok(data)
     }
 }

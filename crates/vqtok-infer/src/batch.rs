@@ -14,10 +14,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vqtok_runtime::Session;
 use vqtok_video::collect_sources;
 
 use crate::encode::{EncodeOptions, Encoded, encode_video, mtime_unix_s};
+use crate::encoder::{Encoder, Precision};
 use crate::error::{InferError, Result};
 use crate::progress::FileProgress;
 use crate::shard::Shard;
@@ -182,11 +182,19 @@ pub struct Existing {
 }
 
 /// Why `job.output` must be (re)made, or what it holds when it is a complete token file
-/// of this model, for this very source file (size and mtime), made with these options.
+/// of this model, for this very source file (size and mtime), made with these options and
+/// this precision.
+///
+/// The engine does not count: both run the same weights on the same normalised pixels
+/// and agree on all but ≤ 0.1 % of tokens (float near-ties), so a corpus half done by
+/// one engine is finished by the other, not redone; each file's metadata says which
+/// engine made it. bf16 moves more tokens than that, so a file of another precision is
+/// remade.
 pub fn check_up_to_date(
     job: &Job,
     model: &ModelFolder,
     options: &EncodeOptions,
+    precision: Precision,
 ) -> std::result::Result<Existing, String> {
     if !job.output.exists() {
         return Err("no output yet".into());
@@ -216,6 +224,9 @@ pub fn check_up_to_date(
     }
     if m.frames() == 0 {
         return Err("holds no frames".into());
+    }
+    if m.precision != precision {
+        return Err(format!("made in {}", m.precision));
     }
     let (width, height) = (m.geometry.out_width, m.geometry.out_height);
     Ok(Existing {
@@ -272,7 +283,7 @@ pub struct BatchOptions {
 /// (see the module doc).
 pub fn run(
     model: &ModelFolder,
-    encoder: &Mutex<Session>,
+    encoder: &dyn Encoder,
     jobs: &[Job],
     options: &BatchOptions,
     reporter: &dyn Reporter,
@@ -334,7 +345,7 @@ fn for_each_job(indices: &[usize], workers: usize, work: impl Fn(usize) + Sync) 
 /// `wait` is [`Wait::No`].
 fn run_job(
     model: &ModelFolder,
-    encoder: &Mutex<Session>,
+    encoder: &dyn Encoder,
     job: &Job,
     options: &BatchOptions,
     reporter: &dyn Reporter,
@@ -353,7 +364,7 @@ fn run_job(
         Err(e) => Outcome::failed(&e),
         Ok(Some(_claim)) => {
             vqtok_core::fs::remove_stale_partials(&job.output);
-            match check_up_to_date(job, model, &opts) {
+            match check_up_to_date(job, model, &opts, encoder.precision()) {
                 Ok(existing) if !options.force => Outcome::UpToDate(existing),
                 _ => {
                     let progress = reporter.begin(job);

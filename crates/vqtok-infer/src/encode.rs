@@ -1,18 +1,17 @@
 //! Video → token file, streaming: one thread decodes and resizes frames into batches, the
-//! caller's thread runs the encoder on them, with a bounded channel between the two so
-//! decoding overlaps inference, and the indices go straight to the token file's spills
-//! ([`TokenWriter`]). Memory stays flat however long the video is: at most
+//! caller's thread runs the encoder (either engine's [`Encoder`]) on them, with a bounded
+//! channel between the two so decoding overlaps inference, and the indices go straight to
+//! the token file's spills ([`TokenWriter`]). Memory stays flat however long the video is: at most
 //! [`QUEUE_BATCHES`] + 2 batches of frames exist at once, plus 8 bytes per frame for the
 //! slot list.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Instant, UNIX_EPOCH};
 
-use vqtok_runtime::{Input, Output, Session};
 use vqtok_video::{FrameSelect, Geometry, OpenOptions, VideoReader};
 
+use crate::encoder::Encoder;
 use crate::error::{InferError, Result};
 use crate::framing::Framing;
 use crate::progress::FileProgress;
@@ -199,42 +198,41 @@ pub fn mtime_unix_s(m: &std::fs::Metadata) -> f64 {
 /// Runs one batch through the encoder; appends its grids to `writer`.
 fn encode_batch(
     model: &ModelFolder,
-    encoder: &Mutex<Session>,
+    encoder: &dyn Encoder,
     batch: &Batch,
     (w, h): (usize, usize),
     writer: &mut TokenWriter,
 ) -> Result<()> {
     let n = batch.slots.len();
-    let outputs = {
-        let mut session = encoder
-            .lock()
-            .map_err(|_| InferError::Internal("encoder session lock poisoned".into()))?;
-        session.run(&[(
-            vqtok_runtime::FRAMES,
-            Input::U8(vec![n, h, w, 3], &batch.frames),
-        )])?
-    };
-    let mut grids = Vec::with_capacity(model.levels().len());
-    for info in model.levels() {
-        let want = [n, h / info.factor, w / info.factor];
-        match outputs.iter().find(|(name, _)| *name == info.indices) {
-            Some((_, Output::I64(t))) if t.shape == want => grids.push(t.data.as_slice()),
-            other => {
-                return Err(InferError::Internal(format!(
-                    "encoder output `{}`: expected int64 {want:?}, got {:?}",
-                    info.indices,
-                    other.map(|(_, o)| o.shape())
-                )));
-            }
+    let outputs = encoder.encode(&batch.frames, n, (w, h))?;
+    if outputs.len() != model.levels().len() {
+        return Err(InferError::Internal(format!(
+            "the {} encoder returned {} grids for {} levels",
+            encoder.engine(),
+            outputs.len(),
+            model.levels().len()
+        )));
+    }
+    for (info, grid) in model.levels().iter().zip(&outputs) {
+        let want = n * (h / info.factor) * (w / info.factor);
+        if grid.len() != want {
+            return Err(InferError::Internal(format!(
+                "encoder output `{}`: expected {want} indices ([{n}, {}, {}]), got {}",
+                info.indices,
+                h / info.factor,
+                w / info.factor,
+                grid.len()
+            )));
         }
     }
+    let grids: Vec<&[i64]> = outputs.iter().map(Vec::as_slice).collect();
     writer.push(n, &grids)
 }
 
 /// Tokenizes `input` into the token file `output` (written atomically).
 pub fn encode_video(
     model: &ModelFolder,
-    encoder: &Mutex<Session>,
+    encoder: &dyn Encoder,
     input: &Path,
     output: &Path,
     options: &EncodeOptions,
@@ -327,6 +325,8 @@ pub fn encode_video(
         fit: options.framing.fit,
         size: options.framing.size.to_string(),
         geometry,
+        engine: encoder.engine(),
+        precision: encoder.precision(),
         complete: true,
     };
     let frames = meta.frames();

@@ -141,6 +141,8 @@ pub fn write_shard(out: &Path, shard: Shard, entries: &[IndexEntry]) -> Result<P
     let path = shard_path(out, shard);
     let dir = out.join(INDEX_DIR);
     std::fs::create_dir_all(&dir).map_err(|e| InferError::io(&dir, e))?;
+    // A run killed while writing its part left a partial sibling; no one else writes it.
+    vqtok_core::fs::remove_stale_partials(&path);
     vqtok_core::fs::write_atomic(&path, &to_jsonl(entries)?)
         .map_err(|e| InferError::io(&path, e))?;
     Ok(path)
@@ -290,6 +292,7 @@ pub fn merge(out: &Path) -> Result<IndexSummary> {
         .cloned()
         .collect();
     let index = out.join(INDEX_FILE);
+    vqtok_core::fs::remove_stale_partials(&index);
     vqtok_core::fs::write_atomic(&index, &to_jsonl(&entries)?)
         .map_err(|e| InferError::io(&index, e))?;
     let mut failures_by_reason = BTreeMap::new();

@@ -7,16 +7,22 @@
 //! - [`encode_video`]: streaming decode → resize/crop ([`Framing`]) → encoder batches →
 //!   [`TokenFile`] (`*.vqt.safetensors`, see [`tokens`] for the format);
 //! - [`decode_tokens`]: token file → decoder → mp4 (refuses another model's tokens);
+//! - [`compare`]: token agreement of two files (engines, precisions);
 //! - [`batch`]: many inputs, resume, worker threads, per-file failures, several processes
 //!   on one output tree; [`shard`]: which inputs this process owns; [`summary`]: what a
 //!   run reports and the exit status it ends with; [`index`]: the corpus index;
-//! - [`engine`]: the model folder and runtime settings every command shares.
+//! - [`engine`]: the model folder and runtime settings every command shares, resolved to
+//!   an [`encoder::Encoder`] of the ORT engine or (feature `torch`) the libtorch engine
+//!   ([`device`]: the `--device` flag both take).
 //!
 //! The `vqtokenize` binary only parses arguments and prints what these return.
 
 pub mod batch;
+pub mod compare;
 mod decode;
+pub mod device;
 mod encode;
+pub mod encoder;
 pub mod engine;
 mod error;
 mod framing;
@@ -26,6 +32,8 @@ pub mod shard;
 pub mod summary;
 mod token_writer;
 pub mod tokens;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 pub use decode::{Compare, DecodeOptions, Decoded, OutputSize, check_model, decode_tokens};
 pub use encode::{EncodeOptions, Encoded, QUEUE_BATCHES, Selection, encode_video, source_info};

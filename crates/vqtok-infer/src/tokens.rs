@@ -15,7 +15,10 @@
 //! `sampling` (slot rate, start, duration, stride, max frames), `frame_indices` (the
 //! source slots that were tokenized: slot `i` is the frame shown at `i / slot_fps`
 //! seconds), `fit`, `size` (the requested size rule) and `geometry` (the exact
-//! resize/crop/pad, vqtok-video's `Geometry`).
+//! resize/crop/pad, vqtok-video's `Geometry`), `engine` (`ort` or `torch`) and
+//! `precision` (`fp32` or `bf16`) of the encoder that made them. Files written before
+//! the torch engine lack the last two; they were made by ONNX Runtime in fp32, and read
+//! as such.
 //!
 //! Files are written to a hidden sibling and renamed into place, so a reader never sees
 //! a partial file under the final name.
@@ -29,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use vqtok_config::{MAX_CODEBOOK, MAX_SIDE};
 use vqtok_video::{Fit, Geometry};
 
+use crate::encoder::{EngineKind, Precision};
 use crate::error::{InferError, Result};
 
 /// Index element type in token files: int16 when every code fits.
@@ -119,6 +123,9 @@ pub struct TokenMeta {
     /// The size rule as requested (`256`, `320x192`, `source`).
     pub size: String,
     pub geometry: Geometry,
+    /// The runtime that ran the encoder.
+    pub engine: EngineKind,
+    pub precision: Precision,
     /// Only complete files are ever written; a reader insists on it.
     pub complete: bool,
 }
@@ -175,6 +182,8 @@ impl TokenMeta {
             ("fit", json(&self.fit).trim_matches('"').to_string()),
             ("size", self.size.clone()),
             ("geometry", json(&self.geometry)),
+            ("engine", self.engine.to_string()),
+            ("precision", self.precision.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -224,9 +233,24 @@ impl TokenMeta {
             fit: parse(path, "fit", &format!("\"{}\"", get("fit")?))?,
             size: get("size")?.to_string(),
             geometry: parse(path, "geometry", get("geometry")?)?,
+            engine: optional(path, m, "engine", EngineKind::Ort)?,
+            precision: optional(path, m, "precision", Precision::Fp32)?,
             complete: get("complete")? == "true",
         })
     }
+}
+
+/// The metadata value `key` parsed, or `absent` for files written before it existed.
+fn optional<T: std::str::FromStr<Err = String>>(
+    path: &Path,
+    m: &HashMap<String, String>,
+    key: &str,
+    absent: T,
+) -> Result<T> {
+    m.get(key).map_or(Ok(absent), |v| {
+        v.parse()
+            .map_err(|e| InferError::bad_input(path, format!("token file metadata `{key}`: {e}")))
+    })
 }
 
 /// Most code grids in one file (VQ-VAE-2 has two).
@@ -409,6 +433,7 @@ impl std::fmt::Display for TokenMeta {
             grids.join(", "),
             self.index_dtype
         )?;
+        writeln!(f, "  encoder   {} {}", self.engine, self.precision)?;
         writeln!(
             f,
             "  frames    {} at {}×{}, {:.3} fps (slots {}…{} of a {:.3} fps grid, stride {})",
@@ -726,6 +751,8 @@ pub(crate) mod tests {
             fit: Fit::Crop,
             size: "32".into(),
             geometry,
+            engine: EngineKind::Torch,
+            precision: Precision::Bf16,
             complete: true,
         };
         let level = |tensor: &str, h: usize, w: usize| LevelTokens {
@@ -772,7 +799,7 @@ pub(crate) mod tests {
     fn every_mtime_reads_back_exactly() {
         let mut file = sample(IndexDtype::I16, 64);
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut mtimes = vec![1_796_005_583.338_494_5];
+        let mut mtimes = vec![1_796_005_583.338_494_5, 1_764_492_961.771_074_5];
         for _ in 0..2000 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -817,6 +844,34 @@ pub(crate) mod tests {
         let mut f = sample(IndexDtype::I16, 512);
         f.levels[0].shape = [2, 4, 4];
         assert!(f.save(&path).unwrap_err().to_string().contains("shape"));
+    }
+
+    /// Files from before the torch engine have no `engine`/`precision`: they were made by
+    /// ONNX Runtime in fp32 and must still open as such; a wrong value names the key.
+    #[test]
+    fn engine_and_precision_default_for_old_files_and_are_checked() {
+        let file = sample(IndexDtype::I16, 512);
+        let mut map = file.meta.to_map();
+        let path = Path::new("a.vqt.safetensors");
+        let back = TokenMeta::from_map(path, &map).unwrap();
+        assert_eq!(
+            (back.engine, back.precision),
+            (EngineKind::Torch, Precision::Bf16)
+        );
+        map.remove("engine");
+        map.remove("precision");
+        let old = TokenMeta::from_map(path, &map).unwrap();
+        assert_eq!(
+            (old.engine, old.precision),
+            (EngineKind::Ort, Precision::Fp32)
+        );
+        map.insert("precision".into(), "fp8".into());
+        let e = TokenMeta::from_map(path, &map).unwrap_err();
+        assert!(
+            e.is_user_error() && e.to_string().contains("`precision`"),
+            "{e}"
+        );
+        assert!(file.meta.to_string().contains("encoder   torch bf16"));
     }
 
     /// Issue 14: every field a reader computes with is checked on open, with its name.

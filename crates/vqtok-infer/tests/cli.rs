@@ -87,6 +87,9 @@ fn encode_matches_the_encoder_frame_by_frame_and_decodes_back() {
         &"4",
         &"--stride",
         &"2",
+        // Threaded FFmpeg decoding yields the same frames.
+        &"--decode-threads",
+        &"2",
         &"--json",
     ]);
     assert_status(&out, 0);
@@ -572,4 +575,17 @@ fn a_batch_killed_twenty_times_ends_identical_to_an_uninterrupted_run() {
             file.display()
         );
     }
+}
+
+/// The default build has no torch engine: asking for it is bad usage (exit 2) with the
+/// build command in the message, before any model is opened.
+#[cfg(not(feature = "torch"))]
+#[test]
+fn engine_torch_without_the_feature_exits_2_with_how_to_build_it() {
+    let (_dir, video) = scratch_with_video("no_torch", "v.mp4", 2, (64, 64), 25.0);
+    let model = model("taming_tiny.json", 3);
+    let out = vqtokenize(&[&video, &"-m", &model, &"--engine", &"torch"]);
+    assert_status(&out, 2);
+    let e = stderr(&out);
+    assert!(e.contains("--features torch"), "{e}");
 }

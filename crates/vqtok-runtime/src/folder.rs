@@ -136,29 +136,41 @@ impl ModelFolder {
         let path = self.manifest.graph_path(&self.dir, key)?;
         let g = &self.manifest.graphs[key];
         for file in std::iter::once(&g.file).chain(g.external_data.as_ref()) {
-            let path = file_path(&self.dir, file)?;
-            let want = &self
-                .manifest
-                .files
-                .get(file)
-                .ok_or_else(|| {
-                    RuntimeError::bad_input(
-                        self.dir.join(MANIFEST_FILE),
-                        format!("`{file}` of the {key} graph has no sha256 in `files`"),
-                    )
-                })?
-                .sha256;
-            let sha = sha256_file(&path).map_err(|e| RuntimeError::io(&path, e))?;
-            if &sha != want {
-                return Err(RuntimeError::bad_input(
-                    &path,
-                    format!(
-                        "sha256 {sha} differs from manifest.json's {want}: the folder was \
-                         modified after export"
-                    ),
-                ));
-            }
+            self.checked_file(file)?;
         }
         Session::open(&path, options)
+    }
+
+    /// The path of the listed file `name` after re-hashing it against manifest.json, so a
+    /// file edited after export is refused before anything is loaded from it.
+    pub fn checked_file(&self, name: &str) -> Result<PathBuf> {
+        let path = file_path(&self.dir, name)?;
+        let want = &self
+            .manifest
+            .files
+            .get(name)
+            .ok_or_else(|| {
+                RuntimeError::bad_input(
+                    self.dir.join(MANIFEST_FILE),
+                    format!("`{name}` has no sha256 in `files`"),
+                )
+            })?
+            .sha256;
+        let sha = sha256_file(&path).map_err(|e| RuntimeError::io(&path, e))?;
+        if &sha != want {
+            return Err(RuntimeError::bad_input(
+                &path,
+                format!(
+                    "sha256 {sha} differs from manifest.json's {want}: the folder was \
+                     modified after export"
+                ),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// Whether manifest.json lists `name` (folders exported before a file existed lack it).
+    pub fn lists_file(&self, name: &str) -> bool {
+        self.manifest.files.contains_key(name)
     }
 }

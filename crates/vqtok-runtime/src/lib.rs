@@ -19,9 +19,9 @@ mod verification;
 pub use error::{Result, RuntimeError};
 pub use folder::{MODEL_ENV, ModelFolder};
 pub use manifest::{
-    CODEBOOK_FILE, DECODE_FORMULA, ENCODE_FORMULA, ElemType, FORMAT_VERSION, FRAMES, FileInfo,
-    GraphInfo, GraphKind, IMAGES, IoInfo, LevelInfo, MANIFEST_FILE, Manifest, Normalization,
-    Verification, indices_name,
+    CODEBOOK_FILE, CONFIG_FILE, DECODE_FORMULA, ENCODE_FORMULA, ElemType, FORMAT_VERSION, FRAMES,
+    FileInfo, GraphInfo, GraphKind, IMAGES, IoInfo, LevelInfo, MANIFEST_FILE, Manifest,
+    Normalization, Verification, WEIGHTS_FILE, indices_name,
 };
 pub use pixels::PixelIo;
 pub use session::{Input, Optimization, Output, Provider, Session, SessionOptions};

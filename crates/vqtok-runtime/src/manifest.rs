@@ -16,6 +16,12 @@ use crate::verification::VerifyReport;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CODEBOOK_FILE: &str = "codebook.safetensors";
+/// Every model parameter under taming's state-dict names (f32): what a libtorch runtime
+/// (vqtokenize's torch engine) builds the model from, beside the ONNX graphs.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The exported config as a plain param.json (the same as manifest.json's `config`), so
+/// the folder alone is a `--weights weights.safetensors --config param.json` model too.
+pub const CONFIG_FILE: &str = "param.json";
 /// Bumped when a consumer would misread an older folder.
 pub const FORMAT_VERSION: u32 = 1;
 

@@ -38,7 +38,8 @@ struct RuntimeArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write encoder/decoder graphs, codebooks and manifest.json for a checkpoint.
+    /// Write encoder/decoder graphs, codebooks, weights.safetensors + param.json and
+    /// manifest.json for a checkpoint.
     #[command(
         after_help = "Examples:\n  vqtok-export export --ckpt runs/x --out models/x\n  \
         vqtok-export export --weights model.safetensors --config param.json --out models/x --reference ref.safetensors"

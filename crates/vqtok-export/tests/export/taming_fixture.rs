@@ -291,9 +291,28 @@ fn export_cli_writes_a_verified_manifest_and_rejects_bad_checkpoints() {
         "encoder_float.onnx",
         "decoder_float.onnx",
         "codebook.safetensors",
+        "weights.safetensors",
+        "param.json",
     ] {
         assert!(m.files.contains_key(f), "{f} missing from the manifest");
     }
+    // The torch engine's weights: every model tensor of the checkpoint, bit for bit,
+    // and nothing of the loss (discriminator, LPIPS); the config is the manifest's.
+    let w = TensorFile::open(out_dir.join("weights.safetensors")).unwrap();
+    let ck = TensorFile::open(taming_tiny("model.safetensors")).unwrap();
+    let model_keys: Vec<&str> = ck
+        .names()
+        .into_iter()
+        .filter(|n| !n.starts_with("loss."))
+        .collect();
+    assert_eq!(w.names(), model_keys);
+    for k in model_keys {
+        assert_eq!(w.f32(k).unwrap(), ck.f32(k).unwrap(), "{k}");
+    }
+    let param: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("param.json")).unwrap())
+            .unwrap();
+    assert_eq!(param, m.config);
     // The codebook file holds exactly the checkpoint's table.
     let cb = TensorFile::open(out_dir.join("codebook.safetensors")).unwrap();
     let ck = TensorFile::open(taming_tiny("model.safetensors")).unwrap();

@@ -6,13 +6,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use vqtok_core::exit;
 use vqtok_infer::batch::{self, BatchOptions};
-use vqtok_infer::engine::EngineArgs;
+use vqtok_infer::engine::{EncoderArgs, EngineArgs};
 use vqtok_infer::index;
 use vqtok_infer::progress::{BarReporter, Bars, FileProgress, NoProgress};
 use vqtok_infer::shard::{self, Shard};
@@ -34,6 +33,7 @@ const EXAMPLES: &str = "Examples:
   vqtokenize index tokens/                           # → tokens/index.jsonl + summary
   vqtokenize decode clip.vqt.safetensors -o recon.mp4 --psnr --compare compare.png
   vqtokenize info clip.vqt.safetensors
+  vqtokenize videos/ -o tokens/ --engine torch --device cuda --precision bf16  # --features torch
 
 The model folder is -m, else $VQTOK_MODEL, else ./model.";
 
@@ -66,6 +66,11 @@ enum Command {
     /// OUT/index.jsonl; exit 1 if shards are missing.
     #[command(after_help = "Example:\n  vqtokenize index tokens/ --json")]
     Index(IndexArgs),
+    /// How many tokens of two token files of the same frames agree (engines, precisions).
+    #[command(
+        after_help = "Example:\n  vqtokenize compare ort/clip.vqt.safetensors torch/clip.vqt.safetensors"
+    )]
+    Compare(CompareArgs),
 }
 
 #[derive(Args)]
@@ -125,6 +130,10 @@ struct EncodeArgs {
     /// Re-encode even where a valid token file exists.
     #[arg(long)]
     force: bool,
+    /// FFmpeg decoder threads per video (0: one per core). More keep a GPU fed from
+    /// large videos; on a CPU the model wants the cores.
+    #[arg(long, default_value_t = 1)]
+    decode_threads: usize,
     /// Tokenize only shard I of N of the inputs (e.g. 0/4). Default: from
     /// $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX or $RANK, else everything.
     #[arg(long, value_name = "I/N")]
@@ -140,6 +149,8 @@ struct EncodeArgs {
     allow_bad_inputs: bool,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    encoder: EncoderArgs,
     #[command(flatten)]
     output: Output,
 }
@@ -185,13 +196,23 @@ struct InfoArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct CompareArgs {
+    a: PathBuf,
+    b: PathBuf,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `vqtokenize clip.mp4 …` means `vqtokenize encode clip.mp4 …`.
 fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const KNOWN: [&str; 9] = [
+    const KNOWN: [&str; 10] = [
         "encode",
         "decode",
         "info",
         "index",
+        "compare",
         "help",
         "-h",
         "--help",
@@ -216,7 +237,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     let shard = shard::resolve(args.shard, args.shards.map(|n| n as usize), &|name| {
         std::env::var(name).ok()
     })?;
-    let engine = args.engine.open()?;
+    let engine = args.engine.open_encoder(&args.encoder)?;
     let model = &engine.model;
     let plan = batch::plan(&args.inputs, args.out.as_deref())?.only(shard.shard);
     // The corpus index part goes into an output folder (not next to the inputs, nor for
@@ -239,14 +260,13 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
                 fit: args.fit,
             },
             batch: args.engine.batch as usize,
-            decode_threads: 1,
+            decode_threads: args.decode_threads,
         },
         jobs: args.jobs as usize,
         force: args.force,
     };
     let quiet = args.output.quiet;
     let started = std::time::Instant::now();
-    let encoder = Mutex::new(model.session(GraphKind::Encoder, engine.session)?);
     let res = model.resolution();
     let bars = Bars::new(plan.jobs.len(), model.tokens_per_frame(res, res), !quiet);
     if !quiet {
@@ -270,7 +290,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
         bars.println(&format!("error: {spec}: {reason}"));
     }
     let reporter = BarReporter { bars: &bars, quiet };
-    let outcomes = batch::run(model, &encoder, &plan.jobs, &options, &reporter);
+    let outcomes = batch::run(model, &*engine.encoder, &plan.jobs, &options, &reporter);
     bars.finish();
     if let Some(out) = index_dir {
         let part = index::write_shard(out, shard.shard, &index::entries(model, &plan, &outcomes))?;
@@ -372,6 +392,20 @@ fn index(args: IndexArgs) -> anyhow::Result<u8> {
     Ok(summary.exit_code())
 }
 
+fn compare(args: CompareArgs) -> anyhow::Result<u8> {
+    let a = TokenFile::open(&args.a)?;
+    let b = TokenFile::open(&args.b)?;
+    let agreement = vqtok_infer::compare::agreement(&a, &b, &args.b)?;
+    if args.json {
+        let mut out = serde_json::to_value(agreement)?;
+        out["fraction"] = json!(agreement.fraction());
+        print_json(&out)?;
+    } else {
+        println!("{agreement}");
+    }
+    Ok(0)
+}
+
 fn main() -> ExitCode {
     // SAFETY: first statement of main, before any thread exists. The onnxruntime 1.31
     // wheel otherwise writes a telemetry database under ~/.cache.
@@ -382,6 +416,7 @@ fn main() -> ExitCode {
         Command::Decode(a) => decode(a),
         Command::Info(a) => info(a),
         Command::Index(a) => index(a),
+        Command::Compare(a) => compare(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

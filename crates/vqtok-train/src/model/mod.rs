@@ -54,7 +54,10 @@ pub struct ModelOutput {
 /// from token files — and a wrong shape or an out-of-range code must be an error that
 /// says what is wrong, not a panic inside libtorch. The checks read shapes only, except
 /// that `decode_indices` reads the index range back from the device.
-pub trait VqModel {
+///
+/// `Send` (models hold only tensors and settings): vqtokenize's torch engine keeps one
+/// model behind a mutex that the worker threads of a batch run share.
+pub trait VqModel: Send {
     /// Full pass. With `train`, dropout is active and EMA codebooks update (once).
     fn forward_t(&self, images: &Tensor, train: bool) -> Result<ModelOutput, ModelError>;
     /// Images `[B, C, H, W]` (normalised) → one `[B, h, w]` index grid per level
