@@ -810,7 +810,11 @@ pub(crate) mod tests {
         for mtime in mtimes {
             file.meta.source.mtime_unix_s = mtime;
             let back = TokenFile::from_bytes(&file.to_bytes(), Path::new("t")).unwrap();
-            assert_eq!(back.meta.source.mtime_unix_s.to_bits(), mtime.to_bits(), "{mtime}");
+            assert_eq!(
+                back.meta.source.mtime_unix_s.to_bits(),
+                mtime.to_bits(),
+                "{mtime}"
+            );
         }
     }
 
