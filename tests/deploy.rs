@@ -12,7 +12,6 @@
 //!
 //! The tests are `#[ignore]`d in the normal tier: they need root and start daemons.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -22,26 +21,32 @@ use vqtok_infer::TokenFile;
 use vqtok_infer::shard::Shard;
 use vqtok_testkit::process::{assert_status, stderr};
 use vqtok_testkit::video::{WriterOptions, ripple, write};
-use vqtok_testkit::{random_bytes, workspace_root};
+use vqtok_testkit::{random_bytes, token_files, workspace_root};
 use vqtok_video::VideoCodec;
 
 const IGNORE: &str =
     "needs root, slurm-wlm, munge, podman, runc, debootstrap: cargo xtask test --deploy";
 
-/// A fresh, empty scratch folder outside target/ (Slurm's jobs and the containers see
-/// it at the same absolute path).
+/// A fresh, empty scratch folder (Slurm's jobs and the containers see it at the same
+/// absolute path).
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("deploy")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    vqtok_testkit::fresh_dir(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("deploy")
+            .join(name),
+    )
 }
 
-fn require_root() {
+/// What both tests start from: a scratch folder, the release binary, the model and a
+/// corpus of `frames`-frame clips (the test runs as root, or says what it needs).
+fn setup(name: &str, frames: usize) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(unsafe { libc::geteuid() }, 0, "{IGNORE}");
+    let dir = scratch(name);
+    let bin = vqtokenize_bin();
+    let model = model(&dir);
+    let corpus = corpus(&dir, frames);
+    (dir, bin, model, corpus)
 }
 
 /// The release vqtokenize (what a cluster runs), built here if the caller did not.
@@ -104,28 +109,6 @@ fn corpus(dir: &Path, frames: usize) -> PathBuf {
     let good = std::fs::read(root.join("cam0/clip00.mp4")).unwrap();
     std::fs::write(root.join("cut.mp4"), &good[..good.len() / 2]).unwrap();
     root
-}
-
-/// Token files below `root` (relative path → bytes).
-fn token_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if entry
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".vqt.safetensors")
-            {
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                files.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -251,11 +234,7 @@ impl Drop for Slurm {
 #[test]
 #[ignore = "needs root, slurm-wlm, munge, podman, runc, debootstrap: cargo xtask test --deploy"]
 fn slurm_array_tokenizes_the_corpus_like_one_process() {
-    require_root();
-    let dir = scratch("slurm");
-    let bin = vqtokenize_bin();
-    let model = model(&dir);
-    let corpus = corpus(&dir, 120);
+    let (dir, bin, model, corpus) = setup("slurm", 120);
     let single = dir.join("single");
     let t = Instant::now();
     reference(&bin, &corpus, &model, &single);
@@ -383,11 +362,7 @@ fn podman() -> Command {
 #[test]
 #[ignore = "needs root, slurm-wlm, munge, podman, runc, debootstrap: cargo xtask test --deploy"]
 fn the_container_image_tokenizes_like_the_host_binary() {
-    require_root();
-    let dir = scratch("container");
-    let bin = vqtokenize_bin();
-    let model = model(&dir);
-    let corpus = corpus(&dir, 10);
+    let (dir, bin, model, corpus) = setup("container", 10);
     let image = "localhost/vqtok:deploy-test";
     let t = Instant::now();
     let o = run(&mut Command::new(

@@ -21,10 +21,7 @@ use vqtok_video::{VideoReader, load_image};
 
 /// A fresh, empty scratch folder.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    vqtok_testkit::fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")).join(name))
 }
 
 /// Builds the pipeline's binaries in this test's profile; returns their folder.

@@ -490,24 +490,6 @@ fn finds_onnx_runtime_without_the_environment_and_names_a_wrong_path() {
     );
 }
 
-/// Every file below `root`, relative to it, sorted.
-fn tree(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path.strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// Kill storm: a batch over a corpus, SIGKILLed 20 times at random moments and rerun
 /// each time, ends with every output byte-identical to an uninterrupted run's and no
 /// partial file left; every finished output in between is a valid token file.
@@ -549,7 +531,7 @@ fn a_batch_killed_twenty_times_ends_identical_to_an_uninterrupted_run() {
         child.kill().unwrap();
         child.wait().unwrap();
         if out.is_dir() {
-            for file in tree(&out) {
+            for file in files_below(&out) {
                 let name = file.to_string_lossy();
                 if name.ends_with(".vqt.safetensors") && !name.contains("partial") {
                     TokenFile::open(&out.join(&file))
@@ -559,7 +541,7 @@ fn a_batch_killed_twenty_times_ends_identical_to_an_uninterrupted_run() {
         }
     }
     assert!(batch(&out).status().unwrap().success());
-    let (want, got) = (tree(&reference), tree(&out));
+    let (want, got) = (files_below(&reference), files_below(&out));
     assert_eq!(
         got, want,
         "the same files, and no partial or claim file left"

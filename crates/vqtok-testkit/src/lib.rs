@@ -90,6 +90,48 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `dir`, fresh and empty: whatever an earlier run of the test left there is removed.
+/// Tests put it under their crate's `CARGO_TARGET_TMPDIR`.
+pub fn fresh_dir(dir: PathBuf) -> PathBuf {
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a test folder");
+    dir
+}
+
+/// Every file below `root` (hidden ones included), as paths relative to it, sorted: what
+/// tests compare output trees by.
+pub fn files_below(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("list a test folder")
+            .flatten()
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path.strip_prefix(root).expect("below root").to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The token files (`*.vqt.safetensors`) below `root`: relative path → bytes.
+pub fn token_files(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    files_below(root)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().ends_with(".vqt.safetensors"))
+        .map(|f| {
+            let bytes = std::fs::read(root.join(&f)).expect("read a token file");
+            (f, bytes)
+        })
+        .collect()
+}
+
 /// Generated videos with content a tokenizer can learn and tests can reason about.
 pub mod video {
     pub use vqtok_video::WriterOptions;

@@ -10,10 +10,7 @@ pub use vqtok_testkit::{fixtures, python, random_bytes, taming_tiny, workspace_r
 
 /// A fresh, empty scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    vqtok_testkit::fresh_dir(Path::new(env!("CARGO_TARGET_TMPDIR")).join(name))
 }
 
 /// Runs the `kind` graph of the model folder `dir` on `inputs`; returns outputs by name.

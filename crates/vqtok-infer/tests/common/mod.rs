@@ -11,16 +11,15 @@ use vqtok_testkit::video::WriterOptions;
 
 pub use vqtok_testkit::process::{assert_status, stderr, stdout_json};
 pub use vqtok_testkit::video::ripple as pattern;
-pub use vqtok_testkit::{python, random_bytes, workspace_root};
+pub use vqtok_testkit::{files_below, python, random_bytes, token_files, workspace_root};
 
 /// A fresh, empty scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("vqtok-infer")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    vqtok_testkit::fresh_dir(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("vqtok-infer")
+            .join(name),
+    )
 }
 
 /// The model folder of `configs/<config>` with random weights `seed` (exported once per

@@ -69,28 +69,6 @@ fn statuses(summary: &serde_json::Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Token files below `root` (relative path → bytes).
-fn token_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if entry
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".vqt.safetensors")
-            {
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                files.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
-}
-
 #[test]
 fn three_shards_partition_the_corpus_byte_identically_and_index_it() {
     let dir = scratch("shards");
