@@ -2,9 +2,9 @@
 //! family, built from `weights.safetensors` (taming names) and the manifest's config, on
 //! libtorch's CPU or a CUDA GPU.
 //!
-//! Pixels are normalised with the manifest's constants in the ONNX graph's f32 order
-//! (`u8 → f32, / divisor, − offset, / std`), so both engines feed the same bits to the
-//! first convolution; they differ only in how their convolution kernels sum, which flips
+//! Pixels are normalised by the trainer's own [`PixelNorm`] from the folder's config: the
+//! ONNX graph's f32 arithmetic in its order (`u8 → f32, / divisor, − offset, / std`), so
+//! both engines feed the same bits to the first convolution; they differ only in how their convolution kernels sum, which flips
 //! a code where two codebook distances are within rounding of each other.
 //!
 //! `--precision bf16` runs the model under libtorch's bf16 autocast; the quantizer
@@ -20,6 +20,7 @@ use vqtok_runtime::{ModelFolder, Provider, WEIGHTS_FILE};
 use vqtok_train::autocast::Autocast;
 use vqtok_train::model::{VqModel, create_model};
 use vqtok_train::state_dict::{LoadOptions, load_state_dict};
+use vqtok_train::train::pixels::PixelNorm;
 
 use crate::device::DeviceChoice;
 use crate::encoder::{Encoder, EngineKind, Precision};
@@ -36,10 +37,7 @@ struct Net {
     /// Owns the variables the model's tensors view.
     _vs: VarStore,
     model: Box<dyn VqModel>,
-    divisor: Tensor,
-    offset: Tensor,
-    /// `None` when every channel's std is 1 (the graph skips that division too).
-    std: Option<Tensor>,
+    norm: PixelNorm,
 }
 
 /// The torch engine's encoder.
@@ -73,11 +71,6 @@ fn torch_device(choice: DeviceChoice) -> Result<Device> {
             Ok(Device::Cuda(n as usize))
         }
     }
-}
-
-fn constants(values: &[f64], device: Device) -> Tensor {
-    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    Tensor::from_slice(&v).to_device(device)
 }
 
 impl TorchEncoder {
@@ -129,13 +122,10 @@ impl TorchEncoder {
                 ),
             ));
         }
-        let p = &folder.manifest().normalization.pixels;
         let net = Net {
             _vs: vs,
             model,
-            divisor: constants(&p.divisor, device),
-            offset: constants(&p.offset, device),
-            std: (!p.unit_std()).then(|| constants(&p.std, device)),
+            norm: PixelNorm::new(&folder.config().data.normalize, device),
         };
         Ok(TorchEncoder {
             net: Mutex::new(net),
@@ -159,22 +149,6 @@ impl TorchEncoder {
     }
 }
 
-impl Net {
-    /// u8 `[n, h, w, c]` → normalised f32 `[n, c, h, w]`, in the ONNX graph's order.
-    fn normalize(&self, frames: &[u8], shape: [i64; 4], device: Device) -> Tensor {
-        let x = Tensor::from_slice(frames)
-            .view(shape)
-            .to_device(device)
-            .to_kind(Kind::Float);
-        let x = (x / &self.divisor) - &self.offset;
-        let x = match &self.std {
-            Some(s) => x / s,
-            None => x,
-        };
-        x.permute([0, 3, 1, 2]).contiguous()
-    }
-}
-
 impl Encoder for TorchEncoder {
     fn encode(&self, frames: &[u8], n: usize, (w, h): (usize, usize)) -> Result<Vec<Vec<i64>>> {
         let net = self
@@ -185,7 +159,9 @@ impl Encoder for TorchEncoder {
         // libtorch reports failures (CUDA out of memory, …) by panicking through tch:
         // an internal error of this file, not the end of the run.
         let run = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<Vec<i64>>> {
-            let x = net.normalize(frames, shape, self.device);
+            let x = net
+                .norm
+                .normalize_frames(&Tensor::from_slice(frames).view(shape));
             let grids = {
                 let _amp = (self.precision == Precision::Bf16)
                     .then(|| Autocast::enabled(self.device, Kind::BFloat16));
