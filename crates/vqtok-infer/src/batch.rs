@@ -70,6 +70,11 @@ impl Plan {
     }
 }
 
+/// Whether `-o` names one token file (`*.safetensors`) rather than an output folder.
+pub fn names_one_file(out: &Path) -> bool {
+    out.to_string_lossy().ends_with(".safetensors")
+}
+
 /// A relative path that stays inside the output folder, or `None`.
 fn safe_relative(key: &str) -> Option<PathBuf> {
     let p = Path::new(key);
@@ -98,7 +103,7 @@ fn token_name(rel: &Path, segment: Option<(f64, Option<f64>)>) -> PathBuf {
 /// a `*.safetensors` file, exactly there (one input only).
 pub fn plan(specs: &[String], out: Option<&Path>) -> Result<Plan> {
     let exts: Vec<String> = VIDEO_EXTENSIONS.iter().map(|e| e.to_string()).collect();
-    let out_file = out.filter(|o| o.to_string_lossy().ends_with(".safetensors"));
+    let out_file = out.filter(|o| names_one_file(o));
     let mut plan = Plan::default();
     let mut owners: HashMap<PathBuf, PathBuf> = HashMap::new();
     for spec in specs {
@@ -252,6 +257,30 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `encoded`, `up_to_date` or `failed`: the word the run's report and the corpus
+    /// index give it.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Encoded(_) => "encoded",
+            Outcome::UpToDate(_) => "up_to_date",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// What the job's token file holds, when it has one (encoded now or before).
+    pub fn held(&self) -> Option<Existing> {
+        match self {
+            Outcome::Encoded(e) => Some(Existing {
+                frames: e.frames,
+                tokens: e.tokens,
+                width: e.width,
+                height: e.height,
+            }),
+            Outcome::UpToDate(e) => Some(e.clone()),
+            Outcome::Failed { .. } => None,
+        }
+    }
+
     fn failed(e: &InferError) -> Outcome {
         Outcome::Failed {
             message: e.to_string(),

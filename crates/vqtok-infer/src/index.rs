@@ -69,58 +69,39 @@ pub fn shard_path(out: &Path, shard: Shard) -> PathBuf {
 
 /// The entries of one run: the plan's unlisted inputs, then its jobs with their outcomes.
 pub fn entries(model: &ModelFolder, plan: &Plan, outcomes: &[Outcome]) -> Vec<IndexEntry> {
-    let bare = |input: String, output: Option<String>, status: &str| IndexEntry {
-        input,
-        output,
-        status: status.into(),
+    let unlisted = plan.failed.iter().map(|(spec, why)| IndexEntry {
+        input: spec.clone(),
+        output: None,
+        status: "failed".into(),
         frames: None,
         tokens: None,
         grid: None,
-        reason: None,
-        error: None,
-    };
-    let grid = |width: usize, height: usize| {
-        Some(
-            model
-                .levels()
-                .iter()
-                .map(|l| [height / l.factor, width / l.factor])
-                .collect(),
-        )
-    };
-    let unlisted = plan.failed.iter().map(|(spec, why)| IndexEntry {
         reason: Some("unlisted".into()),
         error: Some(why.clone()),
-        ..bare(spec.clone(), None, "failed")
     });
     let jobs = plan.jobs.iter().zip(outcomes).map(|(job, outcome)| {
-        let e = bare(
-            job.input.display().to_string(),
-            Some(job.key.clone()),
-            "encoded",
-        );
-        match outcome {
-            Outcome::Encoded(x) => IndexEntry {
-                frames: Some(x.frames),
-                tokens: Some(x.tokens),
-                grid: grid(x.width, x.height),
-                ..e
-            },
-            Outcome::UpToDate(x) => IndexEntry {
-                status: "up_to_date".into(),
-                frames: Some(x.frames),
-                tokens: Some(x.tokens),
-                grid: grid(x.width, x.height),
-                ..e
-            },
+        let held = outcome.held();
+        let (reason, error) = match outcome {
             Outcome::Failed {
                 message, reason, ..
-            } => IndexEntry {
-                status: "failed".into(),
-                reason: Some(reason.clone()),
-                error: Some(message.clone()),
-                ..e
-            },
+            } => (Some(reason.clone()), Some(message.clone())),
+            _ => (None, None),
+        };
+        IndexEntry {
+            input: job.input.display().to_string(),
+            output: Some(job.key.clone()),
+            status: outcome.status().into(),
+            frames: held.as_ref().map(|h| h.frames),
+            tokens: held.as_ref().map(|h| h.tokens),
+            grid: held.map(|h| {
+                model
+                    .levels()
+                    .iter()
+                    .map(|l| [h.height / l.factor, h.width / l.factor])
+                    .collect()
+            }),
+            reason,
+            error,
         }
     });
     unlisted.chain(jobs).collect()

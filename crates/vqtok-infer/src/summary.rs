@@ -57,28 +57,28 @@ impl FileReport {
     }
 
     fn new(job: &Job, outcome: &Outcome) -> FileReport {
-        let mut r = FileReport::bare(job.input.clone(), Some(job.output.clone()), "encoded");
+        let mut r = FileReport::bare(
+            job.input.clone(),
+            Some(job.output.clone()),
+            outcome.status(),
+        );
+        if let Some(held) = outcome.held() {
+            r.frames = Some(held.frames);
+            r.tokens = Some(held.tokens);
+            r.size = Some([held.width, held.height]);
+        }
         match outcome {
             Outcome::Encoded(e) => {
-                r.frames = Some(e.frames);
-                r.tokens = Some(e.tokens);
-                r.size = Some([e.width, e.height]);
                 r.seconds = Some(e.seconds);
                 r.infer_seconds = Some(e.infer_seconds);
                 r.wait_seconds = Some(e.wait_seconds);
             }
-            Outcome::UpToDate(e) => {
-                r.status = "up_to_date";
-                r.frames = Some(e.frames);
-                r.tokens = Some(e.tokens);
-                r.size = Some([e.width, e.height]);
-            }
+            Outcome::UpToDate(_) => {}
             Outcome::Failed {
                 message,
                 user_error,
                 ..
             } => {
-                r.status = "failed";
                 r.error = Some(message.clone());
                 r.user_error = *user_error;
             }

@@ -1,7 +1,8 @@
 //! `vqtokenize`: videos → token files (`encode`, the default), token files → videos
-//! (`decode`), `info`, and `index` (merge the shards' corpus index parts). Exit status: 0 ok; 1 an internal failure, or any input failed
-//! when several were given; 2 bad usage or a bad single input (missing model folder,
-//! unreadable video, token file of another model). The work and the reports are
+//! (`decode`), `info`, `index` (merge the shards' corpus index parts) and `compare`
+//! (token agreement of two files). Exit status: 0 ok; 1 an internal failure, or any input
+//! failed when several were given; 2 bad usage or a bad single input (missing model
+//! folder, unreadable video, token file of another model). The work and the reports are
 //! vqtok-infer's; this file parses arguments and prints.
 
 use std::path::PathBuf;
@@ -242,10 +243,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<u8> {
     let plan = batch::plan(&args.inputs, args.out.as_deref())?.only(shard.shard);
     // The corpus index part goes into an output folder (not next to the inputs, nor for
     // a single token file).
-    let index_dir = args
-        .out
-        .as_deref()
-        .filter(|o| !o.to_string_lossy().ends_with(".safetensors"));
+    let index_dir = args.out.as_deref().filter(|o| !batch::names_one_file(o));
     let options = BatchOptions {
         encode: EncodeOptions {
             selection: Selection {
