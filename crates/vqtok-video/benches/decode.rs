@@ -55,6 +55,8 @@ fn loader_options(dir: &Path, workers: usize) -> LoaderOptions {
         decoder_threads: 1,
         max_side: 16384,
         quiet: true,
+        rank: 0,
+        world_size: 1,
     }
 }
 

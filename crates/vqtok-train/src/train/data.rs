@@ -115,6 +115,25 @@ impl DataSource {
         split: Split,
         resume: Option<&DataState>,
     ) -> Result<DataSource, TrainError> {
+        DataSource::open_rank(cfg, split, resume, 0, 1)
+    }
+
+    /// [`DataSource::open`] for rank `rank` of a data-parallel job of `world_size`: the
+    /// training source yields clips `rank, rank + world_size, …` of the one sequence, so the
+    /// ranks' batches are disjoint and together are what one process with a batch
+    /// `world_size` times larger would read. Validation is not split (rank 0 validates).
+    pub fn open_rank(
+        cfg: &Config,
+        split: Split,
+        resume: Option<&DataState>,
+        rank: usize,
+        world_size: usize,
+    ) -> Result<DataSource, TrainError> {
+        let (rank, world_size) = if split == Split::Train {
+            (rank, world_size)
+        } else {
+            (0, 1)
+        };
         let sources = if split == Split::Val && !cfg.data.val.is_empty() {
             &cfg.data.val
         } else {
@@ -138,10 +157,14 @@ impl DataSource {
                 None => 0,
             };
             return Ok(DataSource::Synthetic(Synthetic::new(
-                cfg, split, spec, position,
+                cfg,
+                split,
+                spec,
+                position,
+                (rank as u64, world_size as u64),
             )?));
         }
-        Self::open_video(cfg, split, resume)
+        Self::open_video(cfg, split, resume, rank, world_size)
     }
 
     #[cfg(feature = "video")]
@@ -149,6 +172,8 @@ impl DataSource {
         cfg: &Config,
         split: Split,
         resume: Option<&DataState>,
+        rank: usize,
+        world_size: usize,
     ) -> Result<DataSource, TrainError> {
         use vqtok_video::{LoaderOptions, VideoLoader};
         if cfg.data.train.is_empty() {
@@ -156,7 +181,11 @@ impl DataSource {
                 "no training data: pass --data DIR|GLOB|MANIFEST or set data_args.train".into(),
             ));
         }
-        let opts = LoaderOptions::from_config(cfg, split);
+        let opts = LoaderOptions {
+            rank,
+            world_size,
+            ..LoaderOptions::from_config(cfg, split)
+        };
         let loader = match resume {
             Some(DataState::Video(state)) => VideoLoader::resume(opts, state),
             Some(_) => {
@@ -171,7 +200,13 @@ impl DataSource {
     }
 
     #[cfg(not(feature = "video"))]
-    fn open_video(_: &Config, _: Split, _: Option<&DataState>) -> Result<DataSource, TrainError> {
+    fn open_video(
+        _: &Config,
+        _: Split,
+        _: Option<&DataState>,
+        _: usize,
+        _: usize,
+    ) -> Result<DataSource, TrainError> {
         Err(TrainError::Usage(format!(
             "this build has no video support (feature `video` off); only `--data {SYNTHETIC}` works"
         )))
@@ -238,10 +273,18 @@ struct Pattern {
     seed: u64,
     /// Validation: a fixed number of batches per pass.
     limit: Option<u64>,
+    /// (rank, world size): this source draws clips `rank, rank + world size, …`.
+    part: (u64, u64),
 }
 
 impl Synthetic {
-    fn new(cfg: &Config, split: Split, spec: &str, position: u64) -> Result<Synthetic, TrainError> {
+    fn new(
+        cfg: &Config,
+        split: Split,
+        spec: &str,
+        position: u64,
+        part: (u64, u64),
+    ) -> Result<Synthetic, TrainError> {
         let videos = match spec.strip_prefix(SYNTHETIC) {
             Some("") => 16,
             Some(n) => n
@@ -274,6 +317,7 @@ impl Synthetic {
                     .div_ceil(batch as u64)
                     .max(1)
             }),
+            part,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.data.prefetch_batches.max(1));
         std::thread::spawn(move || {
@@ -305,7 +349,8 @@ impl Pattern {
         let mut images = vec![0u8; b * d * r * r * 3];
         let mut paths = Vec::with_capacity(b);
         for i in 0..b {
-            let clip = index * b as u64 + i as u64;
+            let (rank, world_size) = self.part;
+            let clip = (index * b as u64 + i as u64) * world_size + rank;
             let video = clip % self.videos;
             let start = splitmix(self.seed ^ clip) % 600;
             paths.push(format!("{SYNTHETIC}/{video:04}"));
@@ -392,6 +437,27 @@ mod tests {
         assert_eq!(b.next_batch().unwrap().unwrap().images, third.images);
         let mut again = DataSource::open(&c, Split::Train, None).unwrap();
         assert_eq!(again.next_batch().unwrap().unwrap().images, first.images);
+    }
+
+    /// Rank r of 2 with batch 1 draws clip r of the one-process batch of 2.
+    #[test]
+    fn synthetic_ranks_split_each_batch() {
+        let c = cfg();
+        let mut whole = DataSource::open(&c, Split::Train, None).unwrap();
+        let mut half = c.clone();
+        half.train.batch_size = 1;
+        let mut ranks: Vec<DataSource> = (0..2)
+            .map(|r| DataSource::open_rank(&half, Split::Train, None, r, 2).unwrap())
+            .collect();
+        for _ in 0..3 {
+            let b = whole.next_batch().unwrap().unwrap();
+            let clip = b.images.len() / 2;
+            for (r, source) in ranks.iter_mut().enumerate() {
+                let part = source.next_batch().unwrap().unwrap();
+                assert_eq!(part.images, b.images[r * clip..(r + 1) * clip]);
+                assert_eq!(part.paths, b.paths[r..r + 1]);
+            }
+        }
     }
 
     #[test]

@@ -113,9 +113,19 @@ impl Shared {
         self.sched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Where this loader's `g`-th training item sits in the job's one sequence (see
+    /// [`LoaderOptions::rank`]).
+    fn global(&self, g: u64) -> u64 {
+        if self.opts.split == Split::Val {
+            return g;
+        }
+        g * self.opts.world_size as u64 + self.opts.rank as u64
+    }
+
     fn task(&self, s: &mut Sched, g: u64) -> Task {
         match self.opts.split {
             Split::Train => {
+                let g = self.global(g);
                 let epoch = g / self.per_epoch;
                 let perm = s.perms.entry(epoch).or_insert_with(|| {
                     let mut p: Vec<u32> = (0..self.items.len() as u32).collect();
@@ -426,7 +436,7 @@ impl VideoLoader {
                 .unwrap_or_else(|p| p.into_inner().0);
         };
         s.consumed += 1;
-        let epoch = s.consumed / shared.per_epoch;
+        let epoch = shared.global(s.consumed) / shared.per_epoch;
         s.perms.retain(|&e, _| e + 1 >= epoch);
         s.stats.wait_seconds += t0.elapsed().as_secs_f64();
         drop(s);

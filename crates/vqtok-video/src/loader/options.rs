@@ -38,6 +38,11 @@ pub struct LoaderOptions {
     pub max_side: u32,
     /// Do not print the one warning line per skipped file (the stats still count them).
     pub quiet: bool,
+    /// Data-parallel training: this loader takes items `rank, rank + world_size, …` of
+    /// the training sequence, so the ranks of a job read disjoint clips whose union is
+    /// what one loader would read (validation ignores it: rank 0 validates alone).
+    pub rank: usize,
+    pub world_size: usize,
 }
 
 impl LoaderOptions {
@@ -85,6 +90,8 @@ impl LoaderOptions {
             decoder_threads: 1,
             max_side: 16384,
             quiet: false,
+            rank: 0,
+            world_size: 1,
         }
     }
 
@@ -103,6 +110,12 @@ impl LoaderOptions {
         positive(self.num_workers, "num_workers")?;
         positive(self.prefetch_batches, "prefetch_batches")?;
         positive(self.val_clips_per_video, "val_clips_per_video")?;
+        if self.rank >= self.world_size {
+            return Err(VideoError::invalid(
+                "rank",
+                format!("rank {} of world size {}", self.rank, self.world_size),
+            ));
+        }
         if self.decode_timeout.is_zero() {
             return Err(VideoError::invalid("decode_timeout", "must be > 0"));
         }

@@ -42,6 +42,8 @@ fn opts(sources: &[&Path], split: Split) -> LoaderOptions {
         decoder_threads: 1,
         max_side: 16384,
         quiet: true,
+        rank: 0,
+        world_size: 1,
     }
 }
 
@@ -158,6 +160,45 @@ fn same_seed_same_batches_whatever_the_worker_count() {
     other.resolution = 32;
     let different = take(&mut VideoLoader::new(other).unwrap(), 7);
     assert_ne!(one, different);
+}
+
+/// Data-parallel ranks: rank r of 2 with batch b reads, batch for batch, the clips of
+/// positions r, r+2, … of one loader's batch of 2b; so both together read exactly what one
+/// process would, disjointly, and each rank resumes on its own.
+#[test]
+fn ranks_split_the_sequence_disjointly_and_resume() {
+    let t = tempfile::tempdir().unwrap();
+    dataset(t.path());
+    let mut whole = opts(&[t.path()], Split::Train);
+    whole.batch_size = 4;
+    let whole = take(&mut VideoLoader::new(whole).unwrap(), 4);
+    let rank = |r: usize| {
+        let mut o = opts(&[t.path()], Split::Train);
+        o.rank = r;
+        o.world_size = 2;
+        o
+    };
+    let parts: Vec<Vec<Batch>> = (0..2)
+        .map(|r| take(&mut VideoLoader::new(rank(r)).unwrap(), 4))
+        .collect();
+    for (i, b) in whole.iter().enumerate() {
+        for (r, part) in parts.iter().enumerate() {
+            assert_eq!(part[i].clips[0], b.clips[r], "batch {i} rank {r}");
+            assert_eq!(part[i].clips[1], b.clips[2 + r], "batch {i} rank {r}");
+            assert_eq!(frame(&part[i], 1, 2), frame(b, 2 + r, 2));
+        }
+    }
+    let mut one = VideoLoader::new(rank(1)).unwrap();
+    take(&mut one, 2);
+    let state = one.state();
+    let mut resumed = VideoLoader::resume(rank(1), &state).unwrap();
+    assert_eq!(take(&mut resumed, 2), parts[1][2..]);
+    let mut bad = rank(0);
+    bad.rank = 2;
+    assert!(matches!(
+        VideoLoader::new(bad),
+        Err(VideoError::Invalid { .. })
+    ));
 }
 
 #[test]
