@@ -14,4 +14,14 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .warnings(false)
         .compile("vqtok_autocast_shim");
+    // Tensors handed to torch.distributed without a copy (src/dist/group.rs).
+    println!("cargo:rerun-if-changed=csrc/dlpack_shim.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/dlpack_shim.cpp")
+        .include(lib.join("../include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("vqtok_dlpack_shim");
 }

@@ -228,6 +228,27 @@ pub mod process {
     /// with `features` (none: a no-op under `cargo test --workspace`, which built them),
     /// and returns the folder they are in.
     pub fn build_bins(bins: &[(&str, &str)], features: &[&str]) -> PathBuf {
+        let mut args: Vec<&str> = Vec::new();
+        for (package, bin) in bins {
+            args.extend(["-p", package, "--bin", bin]);
+        }
+        for feature in features {
+            args.extend(["--features", feature]);
+        }
+        build(&args)
+    }
+
+    /// Builds the libraries of `packages` (e.g. vqtok-pydist's cdylib, which `cargo test`
+    /// does not build) in the running test's profile; returns the folder they are in.
+    pub fn build_libs(packages: &[&str]) -> PathBuf {
+        let mut args = vec!["--lib"];
+        for package in packages {
+            args.extend(["-p", package]);
+        }
+        build(&args)
+    }
+
+    fn build(args: &[&str]) -> PathBuf {
         let exe = std::env::current_exe().expect("the test's path");
         // target/<profile>/deps/TEST-HASH → target/<profile>
         let dir = exe
@@ -238,12 +259,7 @@ pub mod process {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet"]).current_dir(workspace_root());
-        for (package, bin) in bins {
-            cmd.args(["-p", package, "--bin", bin]);
-        }
-        for feature in features {
-            cmd.args(["--features", feature]);
-        }
+        cmd.args(args);
         if dir.ends_with("release") {
             cmd.arg("--release");
         }

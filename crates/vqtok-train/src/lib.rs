@@ -2,6 +2,7 @@
 //! (the seed's create_model), the losses, and the trainer.
 
 pub mod autocast;
+pub mod dist;
 pub mod loss;
 pub mod model;
 pub mod optim;

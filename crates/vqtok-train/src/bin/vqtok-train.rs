@@ -3,12 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tch::Device;
 use vqtok_config::Config;
 use vqtok_core::exit;
 use vqtok_run::{Checkpoint, ModelArgs};
+use vqtok_train::dist::{self, Launch};
 use vqtok_train::reference;
 use vqtok_train::train::device::resolve_device;
 use vqtok_train::train::evaluate::eval_checkpoint;
@@ -31,11 +34,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train (or resume) a run.
+    /// Train (or resume) a run; started by torchrun or srun, one rank of a data-parallel job.
     #[command(after_help = "Examples:\n  \
         vqtok-train train --config configs/taming_tiny.json --data videos/ --out runs/tiny\n  \
         vqtok-train train --out runs/tiny --resume --steps 600        # continue to step 600\n  \
-        vqtok-train train --config configs/taming_vqgan_f16_1024.json --data synthetic --out runs/bench --steps 30")]
+        vqtok-train train --config configs/taming_vqgan_f16_1024.json --data synthetic --out runs/bench --steps 30\n\n\
+        Data parallel (batch_size is per rank; every rank needs the same --out on a shared file system):\n  \
+        torchrun --standalone --nproc-per-node 8 --no-python vqtok-train train --config c.json --data videos/ --out runs/big\n  \
+        srun --ntasks-per-node 8 --kill-on-bad-exit=1 vqtok-train train --config c.json --data videos/ --out runs/big\n  \
+        cargo xtask train --nproc-per-node 2 --config configs/taming_tiny.json --data videos/ --out runs/tiny2\n\
+        A rank loads Python's torch.distributed from $VQTOK_PYTHON's venv (the torch this binary links).")]
     Train {
         /// param.json (optional with --resume: the checkpoint's config is used).
         #[arg(long)]
@@ -61,6 +69,10 @@ enum Command {
         /// No progress bar or interval lines.
         #[arg(long)]
         quiet: bool,
+        /// Seconds a rank waits for the others (rendezvous and every collective) before
+        /// the job ends; must exceed rank 0's longest validation pass.
+        #[arg(long, default_value_t = 600.0)]
+        dist_timeout: f64,
     },
     /// Validation metrics of a checkpoint (rec loss, PSNR, SSIM, LPIPS, codebook usage).
     #[command(
@@ -135,6 +147,7 @@ fn run(command: Command) -> Result<()> {
             steps,
             batch_size,
             quiet,
+            dist_timeout,
         } => {
             let resume = match resume {
                 None => None,
@@ -158,7 +171,22 @@ fn run(command: Command) -> Result<()> {
             if let Some(d) = device {
                 cfg.train.device = d;
             }
-            let device = resolve_device(&cfg.train.device)?;
+            let mut device = resolve_device(&cfg.train.device)?;
+            if let Some(launch) = Launch::detect()? {
+                // One GPU per rank: the node's LOCAL_RANK-th.
+                if let Device::Cuda(_) = device {
+                    device = resolve_device(&format!("cuda:{}", launch.local_rank))?;
+                }
+                if !(dist_timeout.is_finite() && dist_timeout > 0.0) {
+                    return Err(usage("--dist-timeout must be a positive number of seconds"));
+                }
+                let (rank, world) = (launch.rank, launch.world_size);
+                let g = dist::init(launch, device, Duration::from_secs_f64(dist_timeout))?;
+                eprintln!(
+                    "rank {rank}/{world}: {} group ready; {}",
+                    g.backend, g.describe
+                );
+            }
             let stop = install_stop_flag().context("installing the Ctrl-C handler")?;
             let mut trainer = Trainer::new(
                 cfg,
@@ -170,6 +198,9 @@ fn run(command: Command) -> Result<()> {
                 },
             )?;
             let summary = trainer.run(&stop)?;
+            if !dist::is_root() {
+                return Ok(()); // rank 0 reports for the job
+            }
             let ckpt = summary
                 .last_checkpoint
                 .map(|c| c.dir().display().to_string())

@@ -146,15 +146,20 @@ impl Adam {
         }
     }
 
-    /// Scales the gradients so that their global L2 norm is at most `max_norm`
-    /// (PyTorch's `clip_grad_norm_`, eps 1e-6); returns the norm before clipping.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let grads: Vec<Tensor> = self
-            .params
+    /// The gradients of the parameters that have one (shallow: writing them writes the
+    /// gradients), e.g. to average them over the ranks of a data-parallel job.
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.params
             .iter()
             .map(Tensor::grad)
             .filter(Tensor::defined)
-            .collect();
+            .collect()
+    }
+
+    /// Scales the gradients so that their global L2 norm is at most `max_norm`
+    /// (PyTorch's `clip_grad_norm_`, eps 1e-6); returns the norm before clipping.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        let grads = self.grads();
         if grads.is_empty() {
             return 0.0;
         }

@@ -35,6 +35,14 @@ pub enum TrainError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "step {step}: the ranks' weights differ (sha256 per rank: {}); a collective was skipped \
+         or a rank computed differently — this is a bug, the checkpoints before it are kept",
+        digests.join(", ")
+    )]
+    RanksDiverged { step: u64, digests: Vec<String> },
+    #[error(transparent)]
+    Dist(#[from] crate::dist::DistError),
     #[error("libtorch: {0}")]
     Tch(#[from] tch::TchError),
     #[error(
@@ -62,6 +70,7 @@ impl Blame for TrainError {
             TrainError::Model(ModelError::Config { .. }) => true,
             TrainError::Loss(e) => e.is_user_error(),
             TrainError::Run(e) => e.is_user_error(),
+            TrainError::Dist(e) => e.is_user_error(),
             _ => false,
         }
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod evaluate;
 pub mod failpoints;
 pub mod metrics_log;
+pub mod parallel;
 pub mod pixels;
 pub mod progress;
 pub mod quality;

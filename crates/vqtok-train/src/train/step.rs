@@ -6,11 +6,17 @@
 //! A step whose loss is not finite changes nothing it did not commit: the forwards update
 //! statistics in place (the EMA codebook, the discriminator's BatchNorm) before the losses
 //! exist, so those are staged — copied before the step and restored when it is skipped.
+//!
+//! In a data-parallel job (`dist`) every rank runs this on its own batch: gradients are
+//! averaged over the ranks before clipping and Adam, finiteness is decided by all ranks
+//! together (all skip or none), and the discriminator's BatchNorm statistics are rank 0's
+//! at its end.
 
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::autocast::Autocast;
+use crate::dist;
 use crate::loss::{LossCalculator, LossLog, Reconstruction, Split, Update, UpdateSettings};
 use crate::model::{ModelOutput, VqModel};
 use crate::optim::Adam;
@@ -112,6 +118,26 @@ pub fn train_step(
     step: u64,
     s: &StepSettings,
 ) -> Result<StepOutcome, TrainError> {
+    let outcome = update(model, statistics, calc, opt_ae, x, step, s)?;
+    // The discriminator's BatchNorm statistics: rank 0's on every rank once its forwards
+    // ran (DDP broadcasts them at the next forward; here they are equal between steps, so
+    // checkpoints and the end-of-run weight check see one value).
+    if let Some(d) = calc.discriminator().filter(|d| d.is_on(step)) {
+        dist::broadcast_from_root(&d.buffers());
+    }
+    Ok(outcome)
+}
+
+/// [`train_step`]'s updates, on this rank's batch.
+fn update(
+    model: &dyn VqModel,
+    statistics: &[Tensor],
+    calc: &mut LossCalculator,
+    opt_ae: &mut Adam,
+    x: &Tensor,
+    step: u64,
+    s: &StepSettings,
+) -> Result<StepOutcome, TrainError> {
     let model_stats = Staged::take(statistics.iter().map(Tensor::shallow_clone).collect());
     let disc_stats = Staged::take(
         calc.discriminator()
@@ -134,7 +160,7 @@ pub fn train_step(
         let _amp = autocast(s);
         calc.generator_step(&r, step, Split::Train)?
     };
-    if !g.total_loss.double_value(&[]).is_finite() {
+    if !dist::all_finite(&g.total_loss) {
         model_stats.restore();
         disc_stats.restore();
         return Ok(StepOutcome::Skipped);
@@ -144,6 +170,7 @@ pub fn train_step(
     })?;
     opt_ae.zero_grad();
     backward.f_backward()?;
+    dist::average(&opt_ae.grads());
     if let Some(c) = s.grad_clip {
         opt_ae.clip_grad_norm(c);
     }

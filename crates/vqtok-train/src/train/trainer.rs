@@ -11,6 +11,12 @@
 //! Every step's RNG is seeded from (seed, step), so a resumed run draws the same
 //! random numbers as an uninterrupted one; the data position, both optimizers and
 //! the schedule are restored from the checkpoint, which makes resume exact on CPU.
+//!
+//! As one rank of a data-parallel job (`crate::dist`, joined before the trainer is
+//! built): rank 0's weights are everyone's at the start, each rank reads its own slice
+//! of the clips, the step averages gradients (`step.rs`), the ranks agree every step on
+//! whether to checkpoint or stop, and only rank 0 validates and writes the run folder;
+//! a checkpoint holds every rank's data position.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +27,7 @@ use tch::{Device, Tensor};
 use vqtok_config::{Amp, CodebookLevel, Config, ModelConfig, json_diff};
 use vqtok_run::{Checkpoint, CheckpointStore, RunDir, RunError, TrainState};
 
+use crate::dist;
 use crate::loss::{LossCalculator, LossLog, LossOptions, Lpips, Split};
 use crate::model::{VqModel, create_model, load_weights};
 use crate::optim::{Adam, AdamConfig};
@@ -33,6 +40,7 @@ use crate::train::error::TrainError;
 use crate::train::evaluate::{EvalReport, evaluate, validation_lpips};
 use crate::train::failpoints;
 use crate::train::metrics_log::MetricsLog;
+use crate::train::parallel;
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::progress::Progress;
 use crate::train::schedule::LrSchedule;
@@ -92,9 +100,8 @@ pub struct Trainer {
     train_data: DataSource,
     /// LPIPS for validation, or why it is missing (said in every validation report).
     lpips_eval: Result<Lpips, String>,
-    store: CheckpointStore,
-    tb: EventWriter,
-    metrics: MetricsLog,
+    /// The run folder's writers: rank 0's only (the other ranks of a job write nothing).
+    out: Option<Outputs>,
     step: u64,
     skipped_steps: u64,
     skipped_disc_updates: u64,
@@ -116,6 +123,9 @@ impl Trainer {
             cfg.data.val_fraction = 0.0;
             eprintln!("warning: training on every file, without validation: {reason}");
         }
+        let mut opts = opts;
+        // Rank 0 speaks for the job (its loss lines are its own batch's).
+        opts.quiet |= !dist::is_root();
         let device = opts.device;
         let amp = cfg.train.amp == Amp::Bf16;
         if amp && device == Device::Cpu {
@@ -127,9 +137,12 @@ impl Trainer {
             tch::Cuda::cudnn_set_benchmark(!cfg.train.deterministic);
         }
         let run = RunDir::new(&opts.run_dir);
+        let root = dist::is_root();
         // First of all, the run folder's lock (held by the store for the trainer's life):
         // a second trainer on this folder stops here, before it reads or writes anything.
-        let store = run.store(cfg.train.keep_checkpoints)?;
+        let store = root
+            .then(|| run.store(cfg.train.keep_checkpoints))
+            .transpose()?;
 
         let loaded = match &opts.resume {
             Some(ck) => Some(checkpoint::read(ck)?),
@@ -138,7 +151,7 @@ impl Trainer {
         if let Some(ck) = &loaded {
             check_resumable(&cfg, &ck.config, ck.checkpoint.dir())?;
         }
-        if loaded.is_none() && store.latest().is_some() {
+        if loaded.is_none() && store.as_ref().is_some_and(|s| s.latest().is_some()) {
             return Err(TrainError::Usage(format!(
                 "{} already holds checkpoints: pass --resume to continue that run, or choose a new --out folder",
                 opts.run_dir.display()
@@ -164,13 +177,28 @@ impl Trainer {
 
         let data_state = match &loaded {
             Some(ck) => Some(
-                serde_json::from_value::<DataState>(ck.state.data.clone()).map_err(|e| {
-                    RunError::invalid(
-                        ck.checkpoint.file(Checkpoint::STATE),
-                        format!("`data`: {e}"),
-                    )
-                })?,
+                parallel::rank_data(&ck.state.data, dist::rank(), dist::world_size()).map_err(
+                    |e| {
+                        RunError::invalid(
+                            ck.checkpoint.file(Checkpoint::STATE),
+                            format!("`data`: {e}"),
+                        )
+                    },
+                )?,
             ),
+            None => None,
+        };
+        let out = match store {
+            Some(store) => Some(Outputs {
+                store,
+                tb: EventWriter::create(&run.tensorboard_dir())
+                    .map_err(TrainError::io(run.root()))?,
+                metrics: MetricsLog::open(
+                    &run.metrics_path(),
+                    loaded.as_ref().map(|c| c.state.step),
+                )
+                .map_err(TrainError::io(run.root()))?,
+            }),
             None => None,
         };
         let codes = CodeWindow::new(&levels, device);
@@ -178,10 +206,13 @@ impl Trainer {
         let mut trainer = Trainer {
             norm: PixelNorm::new(&cfg.data.normalize, device),
             schedule: LrSchedule::new(&cfg.train),
-            train_data: DataSource::open(&cfg, Split::Train, data_state.as_ref())?,
-            tb: EventWriter::create(&run.tensorboard_dir()).map_err(TrainError::io(run.root()))?,
-            metrics: MetricsLog::open(&run.metrics_path(), loaded.as_ref().map(|c| c.state.step))
-                .map_err(TrainError::io(run.root()))?,
+            train_data: DataSource::open_rank(
+                &cfg,
+                Split::Train,
+                data_state.as_ref(),
+                dist::rank(),
+                dist::world_size(),
+            )?,
             cfg,
             opts,
             run,
@@ -192,7 +223,7 @@ impl Trainer {
             calc,
             opt_ae,
             lpips_eval,
-            store,
+            out,
             step: 0,
             skipped_steps: 0,
             skipped_disc_updates: 0,
@@ -204,21 +235,43 @@ impl Trainer {
         match loaded {
             Some(ck) => {
                 trainer.restore(ck)?;
-                trainer
-                    .tb
-                    .start_session(trainer.step)
-                    .map_err(TrainError::io(trainer.run.root()))?;
+                if let Some(out) = &mut trainer.out {
+                    out.tb
+                        .start_session(trainer.step)
+                        .map_err(TrainError::io(trainer.run.root()))?;
+                }
             }
             None => trainer.init_from_ckpt_path()?,
         }
-        let config_path = trainer.run.config_path();
-        vqtok_core::fs::write_atomic(&config_path, trainer.cfg.to_json_pretty().as_bytes())
-            .map_err(TrainError::io(&config_path))?;
+        // The same start on every rank: rank 0's weights and statistics. A fresh run has
+        // them equal already (the shared seed), a resumed one read the same checkpoint
+        // (optimizer moments too); this makes it certain, as DDP's construction does.
+        if dist::group().is_some() {
+            let tensors: Vec<Tensor> = parallel::all_variables(&trainer.var_stores())
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            dist::broadcast_from_root(&tensors);
+        }
+        if trainer.out.is_some() {
+            let config_path = trainer.run.config_path();
+            vqtok_core::fs::write_atomic(&config_path, trainer.cfg.to_json_pretty().as_bytes())
+                .map_err(TrainError::io(&config_path))?;
+        }
         Ok(trainer)
     }
 
     pub fn step(&self) -> u64 {
         self.step
+    }
+
+    /// The model's and the discriminator's var stores.
+    fn var_stores(&self) -> Vec<&VarStore> {
+        let mut stores = vec![&self.vs];
+        if let Some(d) = self.calc.discriminator() {
+            stores.push(d.var_store());
+        }
+        stores
     }
 
     pub fn config(&self) -> &Config {
@@ -288,9 +341,20 @@ impl Trainer {
         let total = self.cfg.train.num_steps;
         let t = self.cfg.train.clone();
         let progress = Progress::new(self.step, total, self.opts.quiet);
+        let world = dist::world_size();
         if !self.opts.quiet {
+            let ranks = match dist::group() {
+                Some(g) => format!(
+                    ", {world} ranks over {} ({}), global batch {world}×{} = {} clips",
+                    g.backend,
+                    g.launch.launcher,
+                    t.batch_size,
+                    world * t.batch_size
+                ),
+                None => String::new(),
+            };
             progress.line(&format!(
-                "training {} on {} from step {} to {total} ({})",
+                "training {} on {} from step {} to {total} ({}{ranks})",
                 self.cfg.model_type,
                 device_name(self.opts.device),
                 self.step,
@@ -334,7 +398,8 @@ impl Trainer {
             }
             let global_step = self.step;
             self.step += 1;
-            window.frames += x.size()[0] as u64;
+            // Every rank's frames: the job's rate.
+            window.frames += x.size()[0] as u64 * world as u64;
             window.steps += 1;
             let (log, skipped) = match outcome {
                 StepOutcome::Done(log) => (Some(log), None),
@@ -386,16 +451,21 @@ impl Trainer {
                     progress.summary(&format!("step {step}/{total} {line}"));
                     window = Window::default();
                 }
-                if step.is_multiple_of(t.image_every) {
+                if step.is_multiple_of(t.image_every)
+                    && let Some(out) = &mut self.out
+                {
                     let (h, w, rgb) = comparison_grid(&self.norm, &log.x, &log.recon, 4);
-                    self.tb
+                    out.tb
                         .image(step, "train/reconstructions", &rgb, w, h)
                         .map_err(TrainError::io(&self.opts.run_dir))?;
                 }
             }
             let mut save = step.is_multiple_of(t.checkpoint_every) || step == total;
             let mut best = false;
-            if self.no_validation.is_none() && (step.is_multiple_of(t.val_every) || step == total) {
+            if self.out.is_some()
+                && self.no_validation.is_none()
+                && (step.is_multiple_of(t.val_every) || step == total)
+            {
                 let report = self.validate()?;
                 let rec = report.get("val/rec_loss");
                 if let Some(rec) = rec.filter(|r| r.is_finite())
@@ -410,23 +480,36 @@ impl Trainer {
             }
             let interrupted =
                 stop.load(Ordering::SeqCst) || failpoints::fires_at("train-interrupt", global_step);
+            // One decision for the job: rank 0's validation may ask for a save, and a
+            // signal may reach the ranks at different steps.
+            let [save, interrupted] = dist::any([save, interrupted], self.opts.device);
             if save || interrupted {
                 let dir = self.save_checkpoint()?;
-                if best {
-                    self.store
+                if best && let Some(out) = &self.out {
+                    out.store
                         .set_best(step, self.best_val.unwrap_or(f64::NAN))?;
                 }
-                summary.last_checkpoint = Some(dir);
+                summary.last_checkpoint = dir.or(summary.last_checkpoint);
             }
             if interrupted {
                 summary.interrupted = true;
                 break;
             }
         }
-        self.tb
-            .flush()
-            .map_err(TrainError::io(&self.opts.run_dir))?;
+        if let Some(out) = &mut self.out {
+            out.tb.flush().map_err(TrainError::io(&self.opts.run_dir))?;
+        }
         progress.finish();
+        if let Some(g) = dist::group() {
+            let digest = parallel::weights_digest(&self.var_stores());
+            eprintln!(
+                "rank {}/{}: weights sha256 {digest} at step {}",
+                g.rank(),
+                g.world_size(),
+                self.step
+            );
+            parallel::check_same_weights(&dist::gather_strings(&digest), self.step)?;
+        }
         summary.step = self.step;
         summary.skipped_steps = self.skipped_steps;
         if !self.opts.quiet {
@@ -487,13 +570,15 @@ impl Trainer {
             "train/skipped_disc_updates".into(),
             self.skipped_disc_updates as f64,
         ));
-        let io = TrainError::io(&self.opts.run_dir);
-        self.tb
-            .scalars(self.step, values.iter().map(|(k, v)| (k.as_str(), *v)))
-            .map_err(TrainError::io(&self.opts.run_dir))?;
-        self.metrics
-            .write(self.step, values.iter().map(|(k, v)| (k.as_str(), *v)))
-            .map_err(io)?;
+        if let Some(out) = &mut self.out {
+            let io = TrainError::io(&self.opts.run_dir);
+            out.tb
+                .scalars(self.step, values.iter().map(|(k, v)| (k.as_str(), *v)))
+                .map_err(TrainError::io(&self.opts.run_dir))?;
+            out.metrics
+                .write(self.step, values.iter().map(|(k, v)| (k.as_str(), *v)))
+                .map_err(io)?;
+        }
         let get = |k: &str| values.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
         let mut line = format!("{img_per_s:.1} img/s");
         for k in [
@@ -526,37 +611,52 @@ impl Trainer {
             self.step,
         )?;
         let io = || TrainError::io(&self.opts.run_dir);
-        self.tb
+        let Some(out) = &mut self.out else {
+            return Ok(report);
+        };
+        out.tb
             .scalars(
                 self.step,
                 report.values.iter().map(|(k, v)| (k.as_str(), *v)),
             )
             .map_err(io())?;
         if let Some((h, w, rgb)) = &report.grid {
-            self.tb
+            out.tb
                 .image(self.step, "val/reconstructions", rgb, *w, *h)
                 .map_err(io())?;
         }
-        self.metrics
+        out.metrics
             .write(
                 self.step,
                 report.values.iter().map(|(k, v)| (k.as_str(), *v)),
             )
             .map_err(io())?;
-        self.tb.flush().map_err(io())?;
+        out.tb.flush().map_err(io())?;
         Ok(report)
     }
 
     /// Writes `checkpoints/step_NNNNNNN` for the current step, unless a weight, statistic
     /// or optimizer moment is not finite: a checkpoint never holds NaN or inf, and the
     /// last good one stays `latest`.
-    pub fn save_checkpoint(&mut self) -> Result<Checkpoint, TrainError> {
+    ///
+    /// In a job every rank calls it at the same step (their data positions go into the
+    /// checkpoint); rank 0 writes it and returns it, the others return `None`.
+    pub fn save_checkpoint(&mut self) -> Result<Option<Checkpoint>, TrainError> {
+        let position = serde_json::to_string(&self.train_data.state()).expect("plain data");
+        let positions = dist::gather_strings(&position)
+            .iter()
+            .map(|p| serde_json::from_str::<DataState>(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TrainError::Data(format!("a rank's data position: {e}")))?;
+        let Some(out) = &self.out else {
+            return Ok(None);
+        };
         let state = TrainState {
             step: self.step,
             model_hash: self.cfg.model_hash(),
             config_hash: self.cfg.config_hash(),
             use_taming_loss: self.calc.use_taming_loss(),
-            data: serde_json::to_value(self.train_data.state()).expect("plain data"),
+            data: parallel::saved_data(positions),
             seed: self.cfg.train.seed,
             skipped_steps: self.skipped_steps,
             skipped_disc_updates: self.skipped_disc_updates,
@@ -576,13 +676,21 @@ impl Trainer {
             return Err(TrainError::NonFiniteState {
                 step: self.step,
                 tensor,
-                last: self.store.latest().map(|c| c.dir().to_path_buf()),
+                last: out.store.latest().map(|c| c.dir().to_path_buf()),
             });
         }
-        self.store
+        out.store
             .save(self.step, |dir| checkpoint::write(dir, &content))
+            .map(Some)
             .map_err(TrainError::from)
     }
+}
+
+/// What writes the run folder (held by rank 0 alone).
+struct Outputs {
+    store: CheckpointStore,
+    tb: EventWriter,
+    metrics: MetricsLog,
 }
 
 /// Rates over one log interval.

@@ -6,6 +6,7 @@
 mod support;
 
 mod concurrent;
+mod distributed;
 mod outputs;
 mod quality;
 mod reliability;

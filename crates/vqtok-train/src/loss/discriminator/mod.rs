@@ -27,6 +27,7 @@ use super::Split;
 use super::error::LossError;
 use super::log::LossLog;
 use super::options::LossOptions;
+use crate::dist;
 use crate::optim::{Adam, AdamConfig, OptimError};
 use crate::state_dict::{LoadOptions, load_named};
 use crate::train::failpoints;
@@ -198,6 +199,21 @@ impl Discriminator {
         self.vs.variables().into_values().collect()
     }
 
+    /// What its forwards update in place that no optimizer owns: BatchNorm's running
+    /// statistics (and ActNorm's init state). A data-parallel job takes rank 0's before
+    /// each step, as PyTorch DDP's default `broadcast_buffers=True` does.
+    /// Sorted by name: every rank lists them in the same order.
+    pub fn buffers(&self) -> Vec<Tensor> {
+        let mut named: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| !t.requires_grad())
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named.into_iter().map(|(_, t)| t).collect()
+    }
+
     /// From `disc_start` on, the adversarial term counts and D runs.
     pub fn is_on(&self, step: u64) -> bool {
         step >= self.spec.start
@@ -282,11 +298,12 @@ impl Discriminator {
         if failpoints::fires_at("disc-nan-loss", step) {
             d.loss = &d.loss * f64::NAN;
         }
-        if !d.loss.double_value(&[]).is_finite() {
+        if !dist::all_finite(&d.loss) {
             return Ok(Update::NonFinite);
         }
         self.opt.zero_grad();
         d.loss.f_backward()?;
+        dist::average(&self.opt.grads());
         if let Some(c) = s.grad_clip {
             self.opt.clip_grad_norm(c);
         }

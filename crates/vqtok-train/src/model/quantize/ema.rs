@@ -15,12 +15,15 @@
 //! Neither data init nor restarts read anything back to the host (they select with
 //! `where`), so a training step never waits on the device for them.
 
+use std::cell::Cell;
+
 use tch::{Device, Kind, Reduction, Tensor};
 use vqtok_config::EmaArgs;
 
 use super::QuantOutput;
 use super::nearest::{compute_kind, flatten, mm_exact, nearest_codes, straight_through};
 use super::stats::perplexity;
+use crate::dist;
 use crate::model::vars::Vars;
 
 /// The three EMA tensors (`[K, D]`, `[K]`, `[K, D]`).
@@ -38,9 +41,6 @@ pub struct EmaState {
 /// embed_avg ← decay·embed_avg + (1 − decay)·(one_hot(indices)ᵀ z_flat)
 /// n = Σ cluster_size; smoothed = (cluster_size + eps) / (n + K·eps) · n
 /// weight ← embed_avg / smoothed
-///
-/// The per-code sums use a one-hot GEMM, as taming does: deterministic on CUDA, unlike
-/// an atomic index_add, and kept in the state's precision under autocast.
 pub fn ema_update(
     state: &EmaState,
     z_flat: &Tensor,
@@ -48,11 +48,27 @@ pub fn ema_update(
     decay: f64,
     eps: f64,
 ) -> EmaState {
+    let (counts, sums) = batch_sums(state, z_flat, indices);
+    ema_apply(state, &counts, &sums, decay, eps)
+}
+
+/// One batch's per-code counts `[K]` and sums of encoder outputs `[K, D]`: what the
+/// update averages in, and what the ranks of a data-parallel job add up first.
+///
+/// The sums use a one-hot GEMM, as taming does: deterministic on CUDA, unlike an atomic
+/// index_add, and kept in the state's precision under autocast.
+fn batch_sums(state: &EmaState, z_flat: &Tensor, indices: &Tensor) -> (Tensor, Tensor) {
     let kind = state.embed_avg.kind();
-    let size = state.cluster_size.size()[0];
-    let onehot = indices.one_hot(size).to_kind(kind);
+    let onehot = indices.one_hot(state.cluster_size.size()[0]).to_kind(kind);
     let counts = onehot.sum_dim_intlist(0, false, kind);
     let sums = mm_exact(&onehot.tr(), &z_flat.to_kind(kind));
+    (counts, sums)
+}
+
+/// The EMA step of [`ema_update`] from a batch's [`batch_sums`].
+fn ema_apply(state: &EmaState, counts: &Tensor, sums: &Tensor, decay: f64, eps: f64) -> EmaState {
+    let kind = state.embed_avg.kind();
+    let size = state.cluster_size.size()[0];
     let cluster_size = &state.cluster_size * decay + counts * (1.0 - decay);
     let embed_avg = &state.embed_avg * decay + sums * (1.0 - decay);
     let n = cluster_size.sum(kind);
@@ -70,6 +86,8 @@ pub struct EmaQuantizer {
     state: EmaState,
     beta: f64,
     args: EmaArgs,
+    /// Whether the data-initialised codebook was made the same on every rank.
+    synced: Cell<bool>,
 }
 
 impl EmaQuantizer {
@@ -90,6 +108,7 @@ impl EmaQuantizer {
             state,
             beta,
             args: args.clone(),
+            synced: Cell::new(false),
         }
     }
 
@@ -116,6 +135,12 @@ impl EmaQuantizer {
         let z_data = z_flat.detach();
         if train && self.args.data_init {
             self.init_from_data(&z_data);
+            // Ranks initialise from their own batches: rank 0's codebook is everyone's.
+            // Once per process (after it the state is initialised, or came from a
+            // checkpoint all ranks share), so no step pays for it.
+            if !self.synced.replace(true) {
+                self.broadcast_state();
+            }
         }
         let idx = nearest_codes(&z_data, &self.state.weight);
         let zq = self
@@ -138,15 +163,33 @@ impl EmaQuantizer {
     }
 
     /// One EMA update on a batch, then the dead-code restart, written into the state.
+    ///
+    /// In a data-parallel job the batch is every rank's: the counts and sums are added up
+    /// over the ranks first (so the update is the one a single process would make on the
+    /// whole global batch), and restarts, which draw from this rank's encoder outputs, are
+    /// rank 0's, broadcast.
     fn update(&self, z_flat: &Tensor, idx: &Tensor) {
         tch::no_grad(|| {
-            let next = ema_update(&self.state, z_flat, idx, self.args.decay, self.args.eps);
+            let (counts, sums) = batch_sums(&self.state, z_flat, idx);
+            dist::sum(&[counts.shallow_clone(), sums.shallow_clone()]);
+            let next = ema_apply(&self.state, &counts, &sums, self.args.decay, self.args.eps);
             assign(&self.state, &next);
             if self.args.dead_code_threshold > 0.0 {
                 let dead = self.state.cluster_size.lt(self.args.dead_code_threshold);
                 self.reset_codes(z_flat, &dead);
+                self.broadcast_state();
             }
         });
+    }
+
+    /// Rank 0's codebook state on every rank (a no-op in a single process).
+    fn broadcast_state(&self) {
+        let s = &self.state;
+        dist::broadcast_from_root(&[
+            s.weight.shallow_clone(),
+            s.cluster_size.shallow_clone(),
+            s.embed_avg.shallow_clone(),
+        ]);
     }
 
     /// Data-dependent init: on a fresh state (Σ cluster_size = 0) every code becomes an
