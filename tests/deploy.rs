@@ -8,7 +8,9 @@
 //!   without re-encoding what it had finished;
 //! - the image of `deploy/container/` is built with podman on a Debian base made with
 //!   debootstrap (no registry needed) and writes the same token file as the host binary;
-//!   the Kubernetes Indexed Job's container arguments run in that image, pod by pod.
+//!   the Kubernetes Indexed Job's container arguments run in that image, pod by pod;
+//! - `deploy/slurm/train.sbatch` trains with 2 ranks started by `srun` on that Slurm, the
+//!   same bytes as torchrun's 2 ranks, and resumes when resubmitted.
 //!
 //! The tests are `#[ignore]`d in the normal tier: they need root and start daemons.
 
@@ -348,6 +350,139 @@ fn slurm_array_tokenizes_the_corpus_like_one_process() {
         finished.len(),
         "{part}"
     );
+}
+
+/// The release vqtok-train and, beside it, libvqtok_pydist.so (what a rank loads).
+fn trainer_bin() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "vqtok-train",
+            "--bin",
+            "vqtok-train",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "vqtok-pydist",
+            "--lib",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+    workspace_root().join("target/release/vqtok-train")
+}
+
+/// `deploy/slurm/train.sbatch` with 2 tasks on the single-node Slurm: `srun` starts the
+/// two Gloo ranks, which train exactly what `torchrun --nproc-per-node 2` trains (the same
+/// checkpoint bytes); resubmitted with more steps, the job resumes from its checkpoint.
+#[test]
+#[ignore = "needs root, slurm-wlm, munge, podman, runc, debootstrap: cargo xtask test --deploy"]
+fn slurm_srun_trains_two_ranks_like_torchrun() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "{IGNORE}");
+    let dir = scratch("train");
+    let bin = trainer_bin();
+    let mut cfg =
+        vqtok_config::Config::from_path(workspace_root().join("configs/taming_tiny.json"))
+            .unwrap()
+            .to_json();
+    vqtok_testkit::merge_json(
+        &mut cfg,
+        serde_json::json!({
+            "model_args": {"lossconfig": {"params": {"disc_start": 2}}},
+            "train_args": {"num_steps": 4, "checkpoint_every": 2, "val_every": 1000,
+                           "log_every": 1, "disc_update_every": 1},
+            "data_args": {"resolution": 32}
+        }),
+    );
+    let config = dir.join("param.json");
+    std::fs::write(&config, cfg.to_string()).unwrap();
+    let python = vqtok_testkit::python();
+    let args = |out: &Path| -> Vec<std::ffi::OsString> {
+        vec![
+            "--config".into(),
+            config.clone().into(),
+            "--data".into(),
+            "synthetic:8".into(),
+            "--out".into(),
+            out.into(),
+            "--dist-timeout".into(),
+            "60".into(),
+        ]
+    };
+    let reference = dir.join("torchrun");
+    let o = run(Command::new(python.with_file_name("torchrun"))
+        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+        .arg(&bin)
+        .args(["--threads", "1", "train"])
+        .args(args(&reference)));
+    assert_status(&o, 0);
+
+    let slurm = Slurm::up(&dir.join("cluster"));
+    let sbatch = workspace_root().join("deploy/slurm/train.sbatch");
+    let out = dir.join("slurm");
+    let log = dir.join("train-%j.log");
+    let submit = |extra: &[&str]| {
+        let mut a: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"--ntasks=2", &"--cpus-per-task=1", &"-o", &log, &sbatch];
+        let rest = args(&out);
+        let mut owned: Vec<&dyn AsRef<std::ffi::OsStr>> = rest
+            .iter()
+            .map(|s| s as &dyn AsRef<std::ffi::OsStr>)
+            .collect();
+        a.append(&mut owned);
+        for e in extra {
+            a.push(e);
+        }
+        let job = slurm.sbatch(&a, &[("VQTOK_TRAIN", &bin), ("VQTOK_PYTHON", &python)]);
+        slurm.wait(&job);
+        let state = slurm.states(&job);
+        let text =
+            std::fs::read_to_string(dir.join(format!("train-{job}.log"))).unwrap_or_default();
+        assert!(state.contains("JobState=COMPLETED"), "{state}\n{text}");
+        text
+    };
+    let text = submit(&[]);
+    assert!(
+        text.contains("2 ranks over gloo (slurm), global batch 2×2 = 4 clips"),
+        "{text}"
+    );
+    let digests: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("weights sha256 ").nth(1))
+        .collect();
+    assert_eq!(digests.len(), 2, "{text}");
+    assert_eq!(digests[0], digests[1], "{text}");
+    let step = |run: &Path, n: u64| run.join(format!("checkpoints/step_{n:07}"));
+    for file in [
+        "model.safetensors",
+        "optimizer_ae.safetensors",
+        "optimizer_disc.safetensors",
+    ] {
+        let (a, b) = (step(&reference, 4).join(file), step(&out, 4).join(file));
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{file}: srun's run differs from torchrun's"
+        );
+    }
+    // The same job again with 2 more steps: it resumes (the script adds --resume).
+    let text = submit(&["--steps", "6"]);
+    assert!(text.contains("resuming"), "{text}");
+    assert!(text.contains("from step 4 to 6"), "{text}");
+    assert!(step(&out, 6).join("model.safetensors").exists());
 }
 
 fn podman() -> Command {

@@ -61,7 +61,17 @@ fn deploy_tier(started: std::time::Instant) -> Result<()> {
         "--bin",
         "vqtokenize",
     ]))?;
-    eprintln!("==> deploy tests (Slurm, podman)");
+    eprintln!("==> cargo build --release vqtok-train + vqtok-pydist (what srun starts)");
+    util::run(util::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "vqtok-train",
+        "--bin",
+        "vqtok-train",
+    ]))?;
+    util::run(util::cargo().args(["build", "--release", "-p", "vqtok-pydist", "--lib"]))?;
+    eprintln!("==> deploy tests (Slurm, podman, srun training)");
     util::run(
         util::cargo()
             .args(["test", "-p", "vqtok", "--test", "deploy", "--", "--ignored"])

@@ -53,12 +53,18 @@ enum Command {
     #[command(
         disable_help_flag = true,
         after_help = "Examples:\n  cargo xtask train --config configs/taming_tiny.json --data videos/ --out runs/tiny\n  \
-                      cargo xtask train --out runs/tiny --resume --steps 600\n  cargo xtask train --help"
+                      cargo xtask train --out runs/tiny --resume --steps 600\n  \
+                      cargo xtask train --nproc-per-node 2 --config configs/taming_tiny.json --data videos/ --out runs/tiny2\n  \
+                      cargo xtask train --help"
     )]
     Train {
         /// Build the release profile.
         #[arg(long)]
         release: bool,
+        /// Data-parallel on this machine: N ranks under the venv's torchrun (one per GPU;
+        /// Gloo on CPUs). Put it before vqtok-train's own arguments.
+        #[arg(long, value_name = "N")]
+        nproc_per_node: Option<usize>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -171,7 +177,16 @@ fn main() -> ExitCode {
         Command::Setup => setup::run(),
         Command::Test { cargo_args, deploy } => ci::run(&cargo_args, deploy),
         Command::CheckConfig { files } => check_config::run(&files),
-        Command::Train { release, args } => train::run("train", &args, release),
+        Command::Train {
+            release,
+            nproc_per_node: Some(n),
+            args,
+        } => train::run_ranks(n, &args, release),
+        Command::Train {
+            release,
+            nproc_per_node: None,
+            args,
+        } => train::run("train", &args, release),
         Command::Eval { release, args } => train::run("eval", &args, release),
         Command::Export {
             model,

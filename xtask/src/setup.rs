@@ -30,6 +30,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "libavdevice-dev",
     "ffmpeg",
     "python3-venv",
+    // Debian's python3 binary is static; the shared libpython a rank of a distributed
+    // training job embeds (vqtok-train dist/) comes with this (default-version) package.
+    "libpython3-dev",
 ];
 
 /// What `cargo xtask test --deploy` runs the deploy/ files on: a single-node Slurm and
