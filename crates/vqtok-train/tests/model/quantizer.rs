@@ -261,3 +261,25 @@ fn data_init_is_derived_from_state_so_resume_is_exact() {
     );
     assert_close("embed_avg", &b.state().embed_avg, &a.state().embed_avg, 0.0);
 }
+
+/// Once initialised, a training forward neither re-checks data init on the device nor
+/// draws its random rows: with restarts off, it consumes no random numbers at all (it
+/// used to draw a permutation of the batch every step for an init that never happened).
+#[test]
+fn an_initialised_codebook_draws_nothing_for_data_init() {
+    let _rng = crate::support::seeded(5);
+    let vs = f64_store();
+    let args = EmaArgs {
+        dead_code_threshold: 0.0,
+        ..EmaArgs::default()
+    };
+    let q = EmaQuantizer::new(&Vars::new(&vs.root().sub("quantize")), 64, 4, 0.25, &args);
+    let _ = q.forward_t(&Tensor::randn([4, 4, 8, 8], F64), true);
+    let batch = Tensor::randn([4, 4, 8, 8], F64);
+    tch::manual_seed(21);
+    let untouched = Tensor::rand([1], F64).double_value(&[0]);
+    tch::manual_seed(21);
+    let _ = q.forward_t(&batch, true);
+    let after = Tensor::rand([1], F64).double_value(&[0]);
+    assert_eq!(after, untouched, "the forward drew random numbers");
+}

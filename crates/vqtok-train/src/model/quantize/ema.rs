@@ -11,9 +11,12 @@
 //! State lives in three non-trainable var-store entries with taming's names,
 //! `embedding.weight`, `embedding.cluster_size` and `embedding.embed_avg`, so a real
 //! taming EMAVQ state dict loads as is and a checkpoint carries everything: "already
-//! initialised" is `Σ cluster_size > 0`, derived from that state, never a separate flag.
-//! Neither data init nor restarts read anything back to the host (they select with
-//! `where`), so a training step never waits on the device for them.
+//! initialised" is `Σ cluster_size > 0`, derived from that state, never a saved flag.
+//! Restarts read nothing back to the host (they select with `where`). Whether data init
+//! is due is read once a process (twice for a fresh run: it inits, then sees the state
+//! initialised) and then remembered, so later steps neither wait on the device for it nor
+//! draw its random rows; the random stream of every step is the same whether the run
+//! started fresh or resumed.
 
 use std::cell::Cell;
 
@@ -86,8 +89,10 @@ pub struct EmaQuantizer {
     state: EmaState,
     beta: f64,
     args: EmaArgs,
-    /// Whether the data-initialised codebook was made the same on every rank.
-    synced: Cell<bool>,
+    /// Set once a training forward found the state initialised: from then on data init
+    /// is skipped without looking. Process-local (the state itself is the truth, so a
+    /// step 0 whose init is undone as a skipped step is simply initialised again).
+    initialised: Cell<bool>,
 }
 
 impl EmaQuantizer {
@@ -108,7 +113,7 @@ impl EmaQuantizer {
             state,
             beta,
             args: args.clone(),
-            synced: Cell::new(false),
+            initialised: Cell::new(false),
         }
     }
 
@@ -133,14 +138,8 @@ impl EmaQuantizer {
         let kind = compute_kind(z.kind(), self.state.weight.kind());
         let (z_bhwd, z_flat) = flatten(z, kind);
         let z_data = z_flat.detach();
-        if train && self.args.data_init {
+        if train && self.args.data_init && !self.initialised.get() {
             self.init_from_data(&z_data);
-            // Ranks initialise from their own batches: rank 0's codebook is everyone's.
-            // Once per process (after it the state is initialised, or came from a
-            // checkpoint all ranks share), so no step pays for it.
-            if !self.synced.replace(true) {
-                self.broadcast_state();
-            }
         }
         let idx = nearest_codes(&z_data, &self.state.weight);
         let zq = self
@@ -193,13 +192,20 @@ impl EmaQuantizer {
     }
 
     /// Data-dependent init: on a fresh state (Σ cluster_size = 0) every code becomes an
-    /// encoder output of this batch, with the EMA mass of one observation.
+    /// encoder output of this batch, with the EMA mass of one observation. In a
+    /// data-parallel job each rank would draw from its own batch: rank 0's codebook is
+    /// everyone's (every rank sees the same state, so all take the same branch).
     fn init_from_data(&self, z_flat: &Tensor) {
         tch::no_grad(|| {
             let kind = self.state.cluster_size.kind();
-            let fresh = self.state.cluster_size.sum(kind).le(0.0);
-            let all = fresh.expand([self.state.cluster_size.size()[0]], false);
+            let fresh = self.state.cluster_size.sum(kind).double_value(&[]) <= 0.0;
+            if !fresh {
+                self.initialised.set(true);
+                return;
+            }
+            let all = self.state.cluster_size.ones_like().to_kind(Kind::Bool);
             self.reset_codes(z_flat, &all);
+            self.broadcast_state();
         });
     }
 
