@@ -102,20 +102,19 @@ pub fn sum(tensors: &[Tensor]) {
     }
 }
 
-/// Whether the scalar `loss` is finite on every rank: the same answer everywhere, so
-/// all ranks skip a step together (or none does).
-pub fn all_finite(loss: &Tensor) -> bool {
-    let local = loss.double_value(&[]);
+/// Whether the scalar `loss` is finite on every rank, as a 0-dim bool on its device,
+/// without reading it back: the same flag everywhere, so all ranks skip a step together
+/// (or none does), and the step never waits for the host.
+pub fn finite_everywhere(loss: &Tensor) -> Tensor {
+    let local = loss.detach().isfinite();
     match group() {
-        // 1 where the loss is NaN or ±inf; the maximum says whether any rank has one.
         Some(g) => {
-            g.reduce_scalar(
-                if local.is_finite() { 0.0 } else { 1.0 },
-                Reduce::Max,
-                loss.device(),
-            ) == 0.0
+            // 1 where the loss is NaN or ±inf; the maximum says whether any rank has one.
+            let bad = local.logical_not().to_kind(tch::Kind::Float).reshape([1]);
+            g.all_reduce_(std::slice::from_ref(&bad), Reduce::Max);
+            bad.eq(0.0).reshape([])
         }
-        None => local.is_finite(),
+        None => local,
     }
 }
 

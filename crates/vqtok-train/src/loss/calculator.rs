@@ -125,15 +125,17 @@ impl LossCalculator {
     }
 
     /// Updates the discriminator on `r`'s inputs and reconstruction (detached) when
-    /// `step` is one of its steps.
+    /// `step` is one of its steps, where the device flag `ok` holds (see
+    /// [`Discriminator::update`]).
     pub fn discriminator_step(
         &mut self,
         r: &Reconstruction,
         step: u64,
         s: &UpdateSettings,
+        ok: &Tensor,
     ) -> Result<Update, LossError> {
         match &mut self.discriminator {
-            Some(d) => d.update(r.inputs, r.recon, step, s),
+            Some(d) => d.update(r.inputs, r.recon, step, s, ok),
             None => Ok(Update::NotDue),
         }
     }

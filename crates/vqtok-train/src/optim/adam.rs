@@ -3,6 +3,11 @@
 //! L2 `weight_decay` added to the gradient, parameters without a gradient skipped.
 //! The state (step, exp_avg, exp_avg_sq per parameter) saves and loads as named
 //! tensors, so a resumed run continues bit for bit.
+//!
+//! [`Adam::step_if`] takes a device flag and skips the update on the device when it is
+//! false (as PyTorch's capturable/fused Adam with `found_inf`): the step count and the
+//! bias corrections live on the device on the flat path, so a conditional step never
+//! waits for the host.
 
 use std::collections::HashMap;
 
@@ -66,6 +71,8 @@ pub struct Adam {
     exp_avg: Vec<Tensor>,
     exp_avg_sq: Vec<Tensor>,
     flat: Option<Flat>,
+    /// `steps` lags `flat.step`: a conditional step advanced the device count only.
+    steps_on_device: bool,
 }
 
 #[derive(Debug)]
@@ -73,6 +80,8 @@ struct Flat {
     params: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
+    /// The shared step count of the flat path, f64 on the parameters' device.
+    step: Tensor,
 }
 
 impl Adam {
@@ -105,6 +114,7 @@ impl Adam {
                 avg,
                 avg_sq,
                 Some(Flat {
+                    step: Tensor::zeros([], (Kind::Double, flat_params.device())),
                     params: flat_params,
                     exp_avg,
                     exp_avg_sq,
@@ -125,6 +135,7 @@ impl Adam {
             exp_avg,
             exp_avg_sq,
             flat,
+            steps_on_device: false,
         }
     }
 
@@ -157,50 +168,74 @@ impl Adam {
     }
 
     /// Scales the gradients so that their global L2 norm is at most `max_norm`
-    /// (PyTorch's `clip_grad_norm_`, eps 1e-6); returns the norm before clipping.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+    /// (PyTorch's `clip_grad_norm_`, eps 1e-6: the factor min(1, max_norm / (norm + eps))
+    /// is applied on the device, so clipping never waits for the host); returns the norm
+    /// before clipping (f64, on the device).
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> Tensor {
         let grads = self.grads();
-        if grads.is_empty() {
-            return 0.0;
-        }
+        let Some(first) = grads.first() else {
+            return Tensor::from(0.0f64);
+        };
         let norms: Vec<Tensor> = grads
             .iter()
             .map(|g| g.norm().to_kind(Kind::Double))
             .collect();
-        let total = Tensor::stack(&norms, 0).norm().double_value(&[]);
-        let coef = max_norm / (total + 1e-6);
-        if coef < 1.0 {
-            tch::no_grad(|| {
-                for mut g in grads {
-                    let _ = g.g_mul_scalar_(coef);
-                }
-            });
-        }
+        let total = Tensor::stack(&norms, 0).norm();
+        let coef = (Tensor::full([], max_norm, (Kind::Double, first.device())) / (&total + 1e-6))
+            .clamp_max(1.0);
+        tch::no_grad(|| {
+            for mut g in grads {
+                // × 1 (under the bound) changes no bit.
+                let _ = g.g_mul_(&coef);
+            }
+        });
         total
     }
 
     /// One update of every parameter that has a gradient.
     pub fn step(&mut self) {
+        self.update_all(None);
+    }
+
+    /// [`Adam::step`] when the 0-dim bool `ok` (on the parameters' device) is true;
+    /// otherwise nothing changes, moments and step count included. Decided on the device
+    /// on the flat path; the per-parameter path reads `ok`.
+    pub fn step_if(&mut self, ok: &Tensor) {
+        self.update_all(Some(ok));
+    }
+
+    fn update_all(&mut self, ok: Option<&Tensor>) {
         let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).collect();
         let fused = self.flat.is_some()
             && grads.iter().all(Tensor::defined)
-            && self.steps.iter().all(|&s| s == self.steps[0]);
+            && (self.steps_on_device || self.steps.iter().all(|&s| s == self.steps[0]));
+        if !fused {
+            self.sync_steps();
+            if ok.is_some_and(|ok| ok.int64_value(&[]) == 0) {
+                return;
+            }
+        }
         tch::no_grad(|| {
             if fused {
                 let flat = self.flat.as_mut().expect("checked above");
                 let parts: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
                 let grad = Tensor::cat(&parts, 0);
-                for s in &mut self.steps {
-                    *s += 1;
+                if !self.steps_on_device {
+                    let _ = flat.step.fill_(self.steps[0] as f64);
                 }
-                update(
-                    &self.cfg,
-                    &mut flat.params,
-                    &grad,
-                    &mut flat.exp_avg,
-                    &mut flat.exp_avg_sq,
-                    self.steps[0],
-                );
+                match ok {
+                    Some(ok) => {
+                        flat.step += ok.to_kind(Kind::Double);
+                        self.steps_on_device = true;
+                    }
+                    None => {
+                        flat.step += 1.0;
+                        if !self.steps_on_device {
+                            self.steps.iter_mut().for_each(|s| *s += 1);
+                        }
+                    }
+                }
+                flat_update(&self.cfg, flat, &grad, ok);
             } else {
                 for (i, grad) in grads.iter().enumerate() {
                     if grad.defined() {
@@ -220,12 +255,27 @@ impl Adam {
         });
     }
 
+    /// Brings the host step counts up to date with the flat path's device count (a read
+    /// from the device, only after conditional steps).
+    fn sync_steps(&mut self) {
+        if let (true, Some(flat)) = (self.steps_on_device, &self.flat) {
+            let step = flat.step.double_value(&[]) as i64;
+            self.steps.iter_mut().for_each(|s| *s = step);
+        }
+        self.steps_on_device = false;
+    }
+
     /// `{i}.step` (int64 scalar), `{i}.exp_avg`, `{i}.exp_avg_sq` for parameter `i`
     /// in the order given to [`Adam::new`]; copies, safe to keep.
     pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        let device_step = match (&self.flat, self.steps_on_device) {
+            (Some(flat), true) => Some(flat.step.double_value(&[]) as i64),
+            _ => None,
+        };
         let mut out = Vec::with_capacity(3 * self.params.len());
         for i in 0..self.params.len() {
-            out.push((format!("{i}.step"), Tensor::from(self.steps[i])));
+            let step = device_step.unwrap_or(self.steps[i]);
+            out.push((format!("{i}.step"), Tensor::from(step)));
             out.push((format!("{i}.exp_avg"), self.exp_avg[i].copy()));
             out.push((format!("{i}.exp_avg_sq"), self.exp_avg_sq[i].copy()));
         }
@@ -284,6 +334,7 @@ impl Adam {
         }
         // copy_ keeps this optimizer's dtype and device and never aliases the caller's
         // tensors (which the next step would otherwise modify).
+        self.steps_on_device = false;
         for i in 0..self.params.len() {
             self.steps[i] = get(format!("{i}.step"))?.int64_value(&[]);
             self.exp_avg[i].copy_(get(format!("{i}.exp_avg"))?);
@@ -291,6 +342,45 @@ impl Adam {
         }
         Ok(())
     }
+}
+
+/// The flat path's update at the device step count `flat.step` (already advanced), the
+/// same arithmetic as [`update`] with the bias corrections computed on the device in f64
+/// (the same IEEE operations as on the host, so the same bits); with `ok`, the new
+/// values are selected where it is true, else the old ones stay.
+fn flat_update(cfg: &AdamConfig, flat: &mut Flat, grad: &Tensor, ok: Option<&Tensor>) {
+    let AdamConfig {
+        lr,
+        betas: (beta1, beta2),
+        eps,
+        weight_decay,
+    } = *cfg;
+    let grad = if weight_decay != 0.0 {
+        grad + &flat.params * weight_decay
+    } else {
+        grad.shallow_clone()
+    };
+    let one_minus_pow = |beta: f64| Tensor::pow_scalar(beta, &flat.step).neg() + 1.0;
+    let bias_correction1 = one_minus_pow(beta1);
+    let bias_correction2 = one_minus_pow(beta2);
+    let step_size = Tensor::full([], lr, (Kind::Double, flat.step.device())) / bias_correction1;
+    let bias_correction2_sqrt = bias_correction2.sqrt();
+    let exp_avg = flat.exp_avg.lerp(&grad, 1.0 - beta1);
+    let exp_avg_sq = &flat.exp_avg_sq * beta2 + &grad * &grad * (1.0 - beta2);
+    let denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps;
+    let params = &flat.params - &exp_avg / denom * step_size;
+    let keep = |new: Tensor, old: &Tensor| match ok {
+        Some(ok) => new.where_self(ok, old),
+        None => new,
+    };
+    let (params, exp_avg, exp_avg_sq) = (
+        keep(params, &flat.params),
+        keep(exp_avg, &flat.exp_avg),
+        keep(exp_avg_sq, &flat.exp_avg_sq),
+    );
+    flat.params.copy_(&params);
+    flat.exp_avg.copy_(&exp_avg);
+    flat.exp_avg_sq.copy_(&exp_avg_sq);
 }
 
 /// PyTorch's single-tensor Adam update of `p` (flat or one parameter) at step `step`.
@@ -336,13 +426,13 @@ mod tests {
         loss.sum(Kind::Double).backward();
         let cfg = AdamConfig::from_train_args(&TrainArgs::default());
         let mut adam = Adam::new(vec![a.shallow_clone(), b.shallow_clone()], cfg);
-        assert!((adam.clip_grad_norm(10.0) - 5.0).abs() < 1e-12);
+        assert!((adam.clip_grad_norm(10.0).double_value(&[]) - 5.0).abs() < 1e-12);
         assert_eq!(
             a.grad().double_value(&[0]),
             3.0,
             "under the bound: untouched"
         );
-        assert!((adam.clip_grad_norm(1.0) - 5.0).abs() < 1e-12);
+        assert!((adam.clip_grad_norm(1.0).double_value(&[]) - 5.0).abs() < 1e-12);
         assert!((a.grad().double_value(&[0]) - 0.6).abs() < 1e-6);
         assert!((b.grad().double_value(&[0]) - 0.8).abs() < 1e-6);
     }
@@ -401,5 +491,37 @@ mod tests {
         for ((k, x), (_, y)) in sf.iter().zip(&ss) {
             assert!(x.equal(y), "{k}");
         }
+    }
+
+    /// `step_if(false)` changes nothing (weights, moments, saved step); `step_if(true)`
+    /// is `step()` bit for bit, also for the steps after it.
+    #[test]
+    fn a_conditional_step_is_a_step_or_nothing() {
+        tch::manual_seed(4);
+        let w0 = Tensor::randn([6], (Kind::Float, tch::Device::Cpu));
+        let runs: Vec<Vec<bool>> = vec![vec![true, true, true], vec![true, false, true]];
+        let mut results = Vec::new();
+        for flags in runs {
+            let w = w0.copy().set_requires_grad(true);
+            let mut opt = Adam::new(vec![w.shallow_clone()], AdamConfig::default());
+            let plain_w = w0.copy().set_requires_grad(true);
+            let mut plain = Adam::new(vec![plain_w.shallow_clone()], AdamConfig::default());
+            for (k, ok) in flags.iter().enumerate() {
+                for (o, x) in [(&mut opt, &w), (&mut plain, &plain_w)] {
+                    o.zero_grad();
+                    ((x * x).sum(Kind::Float) * (k + 1) as f64).backward();
+                }
+                opt.step_if(&Tensor::from(*ok));
+                if *ok {
+                    plain.step();
+                }
+            }
+            assert!(w.equal(&plain_w), "{flags:?}: weights");
+            for ((key, a), (_, b)) in opt.state_dict().iter().zip(&plain.state_dict()) {
+                assert!(a.equal(b), "{flags:?}: {key}");
+            }
+            results.push(w.copy());
+        }
+        assert!(!results[0].equal(&results[1]));
     }
 }

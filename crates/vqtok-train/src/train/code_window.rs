@@ -13,7 +13,8 @@ pub struct CodeWindow {
     usage: Vec<CodebookUsage>,
     /// Device scalars (f64), so adding a step's perplexity never waits on the device.
     perplexity_sum: Vec<Tensor>,
-    steps: u64,
+    /// Completed steps, a device scalar (f64) for the same reason.
+    steps: Tensor,
 }
 
 /// What a checkpoint stores of a [`CodeWindow`] (in `train_state.json`).
@@ -43,24 +44,33 @@ impl CodeWindow {
                 .iter()
                 .map(|_| Tensor::zeros([], (Kind::Double, device)))
                 .collect(),
-            steps: 0,
+            steps: Tensor::zeros([], (Kind::Double, device)),
         }
     }
 
-    /// Adds one completed step's index grids and perplexities (one per level).
-    pub fn add(&mut self, indices: &[Tensor], perplexity: &[Tensor]) {
+    /// Adds a step's index grids and perplexities (one per level) if it completed: where
+    /// the 0-dim bool `completed` holds, decided on the device.
+    pub fn add(&mut self, indices: &[Tensor], perplexity: &[Tensor], completed: &Tensor) {
         for (u, idx) in self.usage.iter_mut().zip(indices) {
-            u.update(idx);
+            u.update_if(idx, completed);
         }
+        let zero = Tensor::zeros([], (Kind::Double, completed.device()));
         for (s, p) in self.perplexity_sum.iter_mut().zip(perplexity) {
-            *s += p.detach().to_kind(Kind::Double);
+            *s += p
+                .detach()
+                .to_kind(Kind::Double)
+                .where_self(completed, &zero);
         }
-        self.steps += 1;
+        self.steps += completed.to_kind(Kind::Double);
+    }
+
+    fn completed_steps(&self) -> u64 {
+        self.steps.double_value(&[]) as u64
     }
 
     /// The interval's numbers per level; the window starts over.
     pub fn take(&mut self) -> Vec<LevelStats> {
-        let steps = self.steps.max(1) as f64;
+        let steps = self.completed_steps().max(1) as f64;
         let stats = self
             .usage
             .iter()
@@ -77,13 +87,13 @@ impl CodeWindow {
         for p in &mut self.perplexity_sum {
             let _ = p.zero_();
         }
-        self.steps = 0;
+        let _ = self.steps.zero_();
         stats
     }
 
     pub fn state(&self) -> CodeWindowState {
         CodeWindowState {
-            steps: self.steps,
+            steps: self.completed_steps(),
             counts: self.usage.iter().map(CodebookUsage::counts).collect(),
             perplexity_sum: self
                 .perplexity_sum
@@ -108,7 +118,7 @@ impl CodeWindow {
         for (p, &sum) in self.perplexity_sum.iter_mut().zip(&s.perplexity_sum) {
             let _ = p.fill_(sum);
         }
-        self.steps = s.steps;
+        let _ = self.steps.fill_(s.steps as f64);
         Ok(())
     }
 }

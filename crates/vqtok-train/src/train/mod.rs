@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod failpoints;
 pub mod metrics_log;
 pub mod parallel;
+pub mod pending;
 pub mod pixels;
 pub mod progress;
 pub mod quality;

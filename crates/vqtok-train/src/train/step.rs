@@ -3,9 +3,12 @@
 //! autoencoder's Adam → the calculator's discriminator update on its steps, on the same
 //! reconstruction, detached.
 //!
-//! A step whose loss is not finite changes nothing it did not commit: the forwards update
-//! statistics in place (the EMA codebook, the discriminator's BatchNorm) before the losses
-//! exist, so those are staged — copied before the step and restored when it is skipped.
+//! A step whose loss is not finite changes nothing: the forwards update statistics in
+//! place (the EMA codebook, the discriminator's BatchNorm) before the losses exist, so
+//! those are staged — copied before the step and put back when it is skipped. Whether it
+//! is skipped is a device flag applied as a selection (Adam's `step_if`, `Staged::keep_if`),
+//! never read back here, so the host runs ahead of the device; the trainer reads the flags
+//! when it reports.
 //!
 //! In a data-parallel job (`dist`) every rank runs this on its own batch: gradients are
 //! averaged over the ranks before clipping and Adam, finiteness is decided by all ranks
@@ -18,7 +21,7 @@ use tch::{Device, Kind, Tensor};
 use crate::autocast::Autocast;
 use crate::dist;
 use crate::loss::{LossCalculator, LossLog, Reconstruction, Split, Update, UpdateSettings};
-use crate::model::{ModelOutput, VqModel};
+use crate::model::VqModel;
 use crate::optim::Adam;
 use crate::train::error::TrainError;
 
@@ -31,25 +34,20 @@ pub struct StepSettings {
     pub amp: Option<Device>,
 }
 
-/// What a completed step leaves for logging (device tensors, read only when logged).
+/// What a step that ran leaves: for logging (device tensors, read only when logged),
+/// and whether its updates happened, as device flags the trainer reads when it reports.
 pub struct StepLog {
     pub losses: Vec<LossLog>,
     pub x: Tensor,
     pub recon: Tensor,
     pub perplexity: Vec<Tensor>,
     pub indices: Vec<Tensor>,
-}
-
-impl StepLog {
-    fn new(losses: Vec<LossLog>, x: &Tensor, out: ModelOutput) -> StepLog {
-        StepLog {
-            losses,
-            x: x.shallow_clone(),
-            recon: out.recon.detach(),
-            perplexity: out.perplexity.iter().map(Tensor::detach).collect(),
-            indices: out.indices,
-        }
-    }
+    /// 0-dim bool: the generator loss was finite on every rank, so the autoencoder was
+    /// updated; false: nothing changed (every statistic restored).
+    pub updated: Tensor,
+    /// 0-dim bool when the discriminator was due: its update was applied (false: its
+    /// loss or the generator's was not finite, and its statistics were restored).
+    pub disc_updated: Option<Tensor>,
 }
 
 /// The non-trainable entries of a model's var store: what its training forward updates
@@ -64,13 +62,10 @@ pub fn model_statistics(vs: &VarStore) -> Vec<Tensor> {
 
 /// What a step did.
 pub enum StepOutcome {
-    /// Both updates that were due happened.
+    /// It ran; whether its updates were applied is in the log's device flags.
     Done(StepLog),
-    /// The generator loss was not finite: no update, every statistic restored.
+    /// Skipped before its forward (fault injection only).
     Skipped,
-    /// The autoencoder was updated; the discriminator's loss was not finite, so its
-    /// update was skipped and its statistics restored.
-    DiscriminatorSkipped(StepLog),
 }
 
 /// Copies of tensors that are changed in place, to put back if the step is skipped.
@@ -93,10 +88,13 @@ impl Staged {
         Staged { tensors }
     }
 
-    fn restore(self) {
+    /// Keeps the live values where the 0-dim bool `ok` holds, puts the copies back
+    /// where it does not: decided on the device, no host read.
+    fn keep_if(self, ok: &Tensor) {
         tch::no_grad(|| {
             for (mut live, copy) in self.tensors {
-                live.copy_(&copy);
+                let kept = live.where_self(ok, &copy);
+                live.copy_(&kept);
             }
         });
     }
@@ -160,11 +158,9 @@ fn update(
         let _amp = autocast(s);
         calc.generator_step(&r, step, Split::Train)?
     };
-    if !dist::all_finite(&g.total_loss) {
-        model_stats.restore();
-        disc_stats.restore();
-        return Ok(StepOutcome::Skipped);
-    }
+    // Decided on the device and applied as a selection: the step never waits for the
+    // host (a non-finite loss still runs backward; its update is then not applied).
+    let ok = dist::finite_everywhere(&g.total_loss);
     let backward = g.backward_loss.as_ref().ok_or_else(|| {
         TrainError::Usage("the generator pass built no graph (is autograd disabled?)".into())
     })?;
@@ -172,18 +168,18 @@ fn update(
     backward.f_backward()?;
     dist::average(&opt_ae.grads());
     if let Some(c) = s.grad_clip {
-        opt_ae.clip_grad_norm(c);
+        let _ = opt_ae.clip_grad_norm(c);
     }
     opt_ae.set_lr(s.lr);
-    opt_ae.step();
+    opt_ae.step_if(&ok);
+    model_stats.keep_if(&ok);
     let settings = UpdateSettings {
         lr: s.lr,
         grad_clip: s.grad_clip,
     };
-    // Staged again: the generator pass's changes to D's statistics stand, only the
-    // discriminator pass's are undone if its loss is not finite.
-    drop(disc_stats);
-    let disc_stats = Staged::take(
+    // Staged again: the generator pass's changes to D's statistics stand when the step
+    // does; the discriminator pass's are undone unless its update is applied.
+    let disc_pass_stats = Staged::take(
         calc.discriminator()
             .filter(|d| d.updates_at(step))
             .map(|d| d.statistics())
@@ -191,18 +187,25 @@ fn update(
     );
     let update = {
         let _amp = autocast(s);
-        calc.discriminator_step(&r, step, &settings)?
+        calc.discriminator_step(&r, step, &settings, &ok)?
     };
     let mut losses = vec![g.log];
-    match update {
-        Update::NotDue => {}
-        Update::Done(log) => losses.push(log),
-        Update::NonFinite => {
-            disc_stats.restore();
-            return Ok(StepOutcome::DiscriminatorSkipped(StepLog::new(
-                losses, x, out,
-            )));
+    let disc_updated = match update {
+        Update::NotDue => None,
+        Update::Done { log, applied } => {
+            losses.push(log);
+            disc_pass_stats.keep_if(&applied);
+            Some(applied)
         }
-    }
-    Ok(StepOutcome::Done(StepLog::new(losses, x, out)))
+    };
+    disc_stats.keep_if(&ok);
+    Ok(StepOutcome::Done(StepLog {
+        losses,
+        x: x.shallow_clone(),
+        recon: out.recon.detach(),
+        perplexity: out.perplexity.iter().map(Tensor::detach).collect(),
+        indices: out.indices,
+        updated: ok,
+        disc_updated,
+    }))
 }

@@ -41,6 +41,7 @@ use crate::train::evaluate::{EvalReport, evaluate, validation_lpips};
 use crate::train::failpoints;
 use crate::train::metrics_log::MetricsLog;
 use crate::train::parallel;
+use crate::train::pending::{Pending, Settled};
 use crate::train::pixels::{PixelNorm, comparison_grid};
 use crate::train::progress::Progress;
 use crate::train::schedule::LrSchedule;
@@ -367,6 +368,7 @@ impl Trainer {
         }
         let mut window = Window::default();
         let mut consecutive_bad = 0u32;
+        let mut pending = Pending::default();
         let mut summary = RunSummary {
             step: self.step,
             interrupted: false,
@@ -401,49 +403,42 @@ impl Trainer {
             // Every rank's frames: the job's rate.
             window.frames += x.size()[0] as u64 * world as u64;
             window.steps += 1;
-            let (log, skipped) = match outcome {
-                StepOutcome::Done(log) => (Some(log), None),
-                StepOutcome::Skipped => {
-                    self.skipped_steps += 1;
-                    (
-                        None,
-                        Some("non-finite loss, step skipped (no update, statistics restored)"),
-                    )
-                }
-                StepOutcome::DiscriminatorSkipped(log) => {
-                    self.skipped_disc_updates += 1;
-                    (
-                        Some(log),
-                        Some(
-                            "non-finite discriminator loss, discriminator update skipped \
-                             (the autoencoder was updated)",
-                        ),
-                    )
-                }
-            };
-            match skipped {
-                None => consecutive_bad = 0,
-                Some(what) => {
-                    consecutive_bad += 1;
-                    progress.line(&format!("step {global_step}: {what}"));
-                    if consecutive_bad >= t.max_bad_steps {
-                        progress.finish();
-                        return Err(TrainError::Diverged {
-                            steps: consecutive_bad,
-                            at: global_step,
-                        });
-                    }
-                }
-            }
-            let log = match log {
-                Some(log) => {
-                    self.codes.add(&log.indices, &log.perplexity);
+            let log = match outcome {
+                StepOutcome::Done(log) => {
+                    self.codes.add(&log.indices, &log.perplexity, &log.updated);
+                    pending.push(global_step, &log);
                     Some(log)
                 }
-                None => None,
+                StepOutcome::Skipped => {
+                    self.settle(&mut pending, &mut consecutive_bad, &progress)?;
+                    let skipped = Settled {
+                        step: global_step,
+                        updated: false,
+                        disc_updated: None,
+                    };
+                    self.count(skipped, &mut consecutive_bad, &progress)?;
+                    None
+                }
             };
             window.time += started.elapsed();
             let step = self.step;
+            let validating = self.out.is_some()
+                && self.no_validation.is_none()
+                && (step.is_multiple_of(t.val_every) || step == total);
+            let reporting = step.is_multiple_of(t.log_every)
+                || step.is_multiple_of(t.image_every)
+                || step.is_multiple_of(t.checkpoint_every)
+                || step == total
+                || validating
+                || pending.len() >= t.max_bad_steps as usize;
+            // The steps' device flags are read here only; this step is logged if its
+            // update was applied.
+            let log = if reporting {
+                let updated = self.settle(&mut pending, &mut consecutive_bad, &progress)?;
+                log.filter(|_| updated == Some(true))
+            } else {
+                None
+            };
             if let Some(log) = &log {
                 if step.is_multiple_of(t.log_every) || step == total {
                     let line = self.write_logs(log, &window)?;
@@ -462,10 +457,7 @@ impl Trainer {
             }
             let mut save = step.is_multiple_of(t.checkpoint_every) || step == total;
             let mut best = false;
-            if self.out.is_some()
-                && self.no_validation.is_none()
-                && (step.is_multiple_of(t.val_every) || step == total)
-            {
+            if validating {
                 let report = self.validate()?;
                 let rec = report.get("val/rec_loss");
                 if let Some(rec) = rec.filter(|r| r.is_finite())
@@ -481,8 +473,20 @@ impl Trainer {
             let interrupted =
                 stop.load(Ordering::SeqCst) || failpoints::fires_at("train-interrupt", global_step);
             // One decision for the job: rank 0's validation may ask for a save, and a
-            // signal may reach the ranks at different steps.
-            let [save, interrupted] = dist::any([save, interrupted], self.opts.device);
+            // signal may reach the ranks at different steps. Taken where the ranks report
+            // anyway (a collective read back every step would make each wait for its
+            // device), so a signal stops a job at the next report.
+            let (save, interrupted) = match dist::group() {
+                None => (save, interrupted),
+                Some(_) if reporting => {
+                    let [save, interrupted] = dist::any([save, interrupted], self.opts.device);
+                    (save, interrupted)
+                }
+                Some(_) => (save, false),
+            };
+            if interrupted {
+                self.settle(&mut pending, &mut consecutive_bad, &progress)?;
+            }
             if save || interrupted {
                 let dir = self.save_checkpoint()?;
                 if best && let Some(out) = &self.out {
@@ -516,6 +520,53 @@ impl Trainer {
             eprintln!("data: {}", self.train_data.summary());
         }
         Ok(summary)
+    }
+
+    /// Reads the flags of the steps in `pending` (one transfer) and counts them; returns
+    /// whether the last one's update was applied.
+    fn settle(
+        &mut self,
+        pending: &mut Pending,
+        consecutive_bad: &mut u32,
+        progress: &Progress,
+    ) -> Result<Option<bool>, TrainError> {
+        let mut last = None;
+        for settled in pending.read() {
+            self.count(settled, consecutive_bad, progress)?;
+            last = Some(settled.updated);
+        }
+        Ok(last)
+    }
+
+    /// Counts one step's outcome: skips are logged and counted, and `max_bad_steps` in a
+    /// row end the run (the skipped steps changed nothing, so the last checkpoint is good).
+    fn count(
+        &mut self,
+        s: Settled,
+        consecutive_bad: &mut u32,
+        progress: &Progress,
+    ) -> Result<(), TrainError> {
+        let what = if !s.updated {
+            self.skipped_steps += 1;
+            "non-finite loss, step skipped (no update, statistics restored)"
+        } else if s.disc_updated == Some(false) {
+            self.skipped_disc_updates += 1;
+            "non-finite discriminator loss, discriminator update skipped \
+             (the autoencoder was updated)"
+        } else {
+            *consecutive_bad = 0;
+            return Ok(());
+        };
+        *consecutive_bad += 1;
+        progress.line(&format!("step {}: {what}", s.step));
+        if *consecutive_bad >= self.cfg.train.max_bad_steps {
+            progress.finish();
+            return Err(TrainError::Diverged {
+                steps: *consecutive_bad,
+                at: s.step,
+            });
+        }
+        Ok(())
     }
 
     /// One optimisation step at `self.step`.

@@ -114,7 +114,7 @@ impl Trainer {
         g.backward_loss.as_ref().unwrap().backward();
         self.opt.step();
         let last = model.last_layer();
-        c.discriminator_step(&reconstruction(x, &out, &last), step, &SETTINGS)
+        c.discriminator_step(&reconstruction(x, &out, &last), step, &SETTINGS, &ok())
             .unwrap()
     }
 }
@@ -127,7 +127,11 @@ fn discriminator_moves_exactly_on_its_steps() {
         let before = disc_state(&t.calc);
         let update = t.step(step);
         let expected = step >= 2 && step % 2 == 0;
-        assert_eq!(matches!(update, Update::Done(_)), expected, "step {step}");
+        assert_eq!(
+            matches!(update, Update::Done { .. }),
+            expected,
+            "step {step}"
+        );
         assert_eq!(t.calc.discriminator().unwrap().updates_at(step), expected);
         let after = disc_state(&t.calc);
         // Parameters move only on D steps. From disc_start on the generator pass runs
@@ -266,8 +270,8 @@ fn checkpoint_state_round_trips_weights_and_optimizer_moments() {
     let r = reconstruction(&t.x, &out, &last);
     for c in [&mut t.calc, &mut b] {
         assert!(matches!(
-            c.discriminator_step(&r, 6, &SETTINGS).unwrap(),
-            Update::Done(_)
+            c.discriminator_step(&r, 6, &SETTINGS, &ok()).unwrap(),
+            Update::Done { .. }
         ));
     }
     assert!(same(&disc_state(&t.calc), &disc_state(&b)));
@@ -295,7 +299,7 @@ fn no_gan_means_no_discriminator_and_no_state() {
     let last = model.last_layer();
     let r = reconstruction(&x, &out, &last);
     assert!(matches!(
-        c.discriminator_step(&r, 10, &SETTINGS).unwrap(),
+        c.discriminator_step(&r, 10, &SETTINGS, &ok()).unwrap(),
         Update::NotDue
     ));
 }
@@ -345,4 +349,9 @@ fn perceptual_loss_without_weights_is_one_clear_error() {
     o.lpips_weights = Some("/nonexistent/lpips.safetensors".into());
     let err = LossCalculator::new(&config, &o).unwrap_err();
     assert!(matches!(err, LossError::LpipsWeightsMissing(_)), "{err:?}");
+}
+
+/// The generator step's flag of a step whose loss was finite.
+fn ok() -> tch::Tensor {
+    tch::Tensor::from(true)
 }

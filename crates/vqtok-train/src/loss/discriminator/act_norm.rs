@@ -3,6 +3,8 @@
 //! the first training batch so that the output has zero mean and unit variance.
 //! Keys `loc`, `scale` (1,C,1,1) and the uint8 flag `initialized`, as in taming.
 
+use std::cell::Cell;
+
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 
@@ -14,6 +16,9 @@ pub struct ActNorm {
     loc: Tensor,
     scale: Tensor,
     initialized: Tensor,
+    /// Set once a training forward found `initialized` set: later ones do not read it
+    /// back (which would make every step wait for the device).
+    seen_initialized: Cell<bool>,
 }
 
 impl ActNorm {
@@ -29,6 +34,7 @@ impl ActNorm {
             loc,
             scale,
             initialized,
+            seen_initialized: Cell::new(false),
         }
     }
 
@@ -36,9 +42,13 @@ impl ActNorm {
     /// sets `loc = −mean` and `scale = 1 / (std + 1e-6)` per channel (unbiased std
     /// over batch and space) from `x`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        // The flag lives in the state dict (a loaded checkpoint may have set it), so it
-        // is read from the tensor rather than cached.
-        if train && self.initialized.int64_value(&[]) == 0 {
+        // The flag lives in the state dict (a loaded checkpoint may have set it, a skipped
+        // step may have reset it), so it is read from the tensor until a forward finds
+        // it set; from then on it stays set.
+        if train && !self.seen_initialized.get() && self.initialized.int64_value(&[]) != 0 {
+            self.seen_initialized.set(true);
+        }
+        if train && !self.seen_initialized.get() {
             let channels = x.size()[1];
             let flat = x.detach().transpose(0, 1).reshape([channels, -1]);
             let mean = flat.mean_dim(1, false, flat.kind());

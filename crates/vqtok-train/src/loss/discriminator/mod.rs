@@ -112,10 +112,10 @@ pub struct UpdateSettings {
 pub enum Update {
     /// Not one of its steps.
     NotDue,
-    /// Updated; `train/disc_loss`, `logits_real`, `logits_fake`.
-    Done(LossLog),
-    /// Its loss was not finite: no weight changed.
-    NonFinite,
+    /// Its step ran: `train/disc_loss`, `logits_real`, `logits_fake`, and whether the
+    /// update was applied (0-dim bool on the device: false when its loss or the
+    /// generator's was not finite, and then no weight or moment changed).
+    Done { log: LossLog, applied: Tensor },
 }
 
 /// The discriminator pass's value (taming's `optimizer_idx == 1`).
@@ -192,11 +192,15 @@ impl Discriminator {
         &self.vs
     }
 
-    /// Every variable of the network: its forwards change BatchNorm running statistics
-    /// (and ActNorm's data-dependent init) in place, before the step knows whether its
-    /// losses are finite.
+    /// What its forwards change in place before the step knows whether its losses are
+    /// finite: BatchNorm's running statistics, and with ActNorm its data-dependent init,
+    /// which writes parameters too (then every variable). Its Adam changes the rest.
     pub fn statistics(&self) -> Vec<Tensor> {
-        self.vs.variables().into_values().collect()
+        if self.spec.net.use_actnorm {
+            self.vs.variables().into_values().collect()
+        } else {
+            self.buffers()
+        }
     }
 
     /// What its forwards update in place that no optimizer owns: BatchNorm's running
@@ -282,14 +286,16 @@ impl Discriminator {
     }
 
     /// On its steps ([`Self::updates_at`]): the train-split [`Self::loss`], zero_grad,
-    /// backward, optional clipping, Adam at the schedule's lr. A non-finite loss changes
-    /// nothing.
+    /// backward, optional clipping, Adam at the schedule's lr — applied where `ok` (the
+    /// generator step's device flag) holds and this loss is finite on every rank, decided
+    /// on the device: otherwise nothing changes.
     pub fn update(
         &mut self,
         inputs: &Tensor,
         reconstructions: &Tensor,
         step: u64,
         s: &UpdateSettings,
+        ok: &Tensor,
     ) -> Result<Update, LossError> {
         if !self.updates_at(step) || failpoints::fires_at("disc-skip-update", step) {
             return Ok(Update::NotDue);
@@ -298,18 +304,19 @@ impl Discriminator {
         if failpoints::fires_at("disc-nan-loss", step) {
             d.loss = &d.loss * f64::NAN;
         }
-        if !dist::all_finite(&d.loss) {
-            return Ok(Update::NonFinite);
-        }
+        let applied = ok.logical_and(&dist::finite_everywhere(&d.loss));
         self.opt.zero_grad();
         d.loss.f_backward()?;
         dist::average(&self.opt.grads());
         if let Some(c) = s.grad_clip {
-            self.opt.clip_grad_norm(c);
+            let _ = self.opt.clip_grad_norm(c);
         }
         self.opt.set_lr(s.lr);
-        self.opt.step();
-        Ok(Update::Done(d.log))
+        self.opt.step_if(&applied);
+        Ok(Update::Done {
+            log: d.log,
+            applied,
+        })
     }
 
     /// The network and its optimizer as a checkpoint stores them.

@@ -70,6 +70,14 @@ impl CodebookUsage {
         self.counts += batch;
     }
 
+    /// [`Self::update`] where the 0-dim bool `ok` (on the counts' device) holds, decided
+    /// on the device.
+    pub fn update_if(&mut self, indices: &Tensor, ok: &Tensor) {
+        let size = self.counts.size()[0];
+        let batch = code_counts(indices, size).to_device(self.counts.device());
+        self.counts += batch * ok.to_kind(Kind::Int64);
+    }
+
     /// Per-code counts since creation or the last reset.
     pub fn counts(&self) -> Vec<i64> {
         host_counts(&self.counts)
