@@ -5,6 +5,7 @@
 
 mod agreement;
 mod bench;
+mod bench_train;
 mod bins;
 mod check_config;
 mod ci;
@@ -157,6 +158,48 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Training step: vqtok-train against the project's PyTorch reference of the same step
+    /// (benches/train_step.py, eager and torch.compile), img/s, peak memory and ratios.
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench-train --config configs/taming_tiny.json --device cpu --batch 2 --steps 4 --warmup 2 --threads 2\n  \
+        cargo xtask bench-train --config configs/taming_vqgan_f16_1024.json --device cuda --amp bf16 --batch 16 --sequence-length 1 --steps 10 --warmup 10 --repeat 2\n  \
+        cargo xtask bench-train --modes vqtok,eager --disc-start config"
+    )]
+    BenchTrain {
+        /// param.json of a taming VQGAN (a copy with the bench settings is what both sides read).
+        #[arg(long, default_value = "configs/taming_tiny.json")]
+        config: std::path::PathBuf,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Clips per step (each sequence_length frames; img/s counts frames).
+        #[arg(long, default_value_t = 2)]
+        batch: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: u64,
+        /// Untimed steps first (cuDNN autotuning, torch.compile).
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// bf16 or none (default: the config's train_args.amp).
+        #[arg(long)]
+        amp: Option<String>,
+        /// Intra-op threads of every side (default: each library's choice).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Sides to time, in this order each round: vqtok, eager, compile.
+        #[arg(long, value_delimiter = ',', default_value = "vqtok,eager,compile")]
+        modes: Vec<String>,
+        /// Rounds over the modes (alternating); the table shows medians.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// First step of the GAN terms and D updates: a step, or `config` for the config's.
+        #[arg(long, default_value = "0")]
+        disc_start: String,
+        /// Frames per clip (default: the config's data_args.sequence_length).
+        #[arg(long)]
+        sequence_length: Option<usize>,
+    },
     /// Convert a taming Lightning .ckpt into a safetensors state dict (autoencoder + discriminator).
     #[command(
         after_help = "Example:\n  cargo xtask import-taming --ckpt logs/vqgan/checkpoints/last.ckpt --out model.safetensors"
@@ -201,6 +244,31 @@ fn main() -> ExitCode {
             release,
         } => export::verify(&source, &model, &device, release),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
+        Command::BenchTrain {
+            config,
+            device,
+            batch,
+            steps,
+            warmup,
+            amp,
+            threads,
+            modes,
+            repeat,
+            disc_start,
+            sequence_length,
+        } => bench_train::run(&bench_train::BenchTrainArgs {
+            config,
+            device,
+            batch,
+            steps,
+            warmup,
+            amp,
+            threads,
+            modes,
+            repeat,
+            disc_start,
+            sequence_length,
+        }),
         Command::Demo {
             steps,
             threads,
