@@ -1,6 +1,8 @@
 //! Adam with PyTorch's semantics (`torch.optim.Adam`, amsgrad off): per-parameter
 //! step counts, bias correction, `eps` added after the bias-corrected square root,
-//! L2 `weight_decay` added to the gradient, parameters without a gradient skipped.
+//! L2 `weight_decay` added to the gradient. On the flat path every parameter has a
+//! gradient (zeros until backward adds to it, as after PyTorch's
+//! `zero_grad(set_to_none=False)`); on the per-parameter path one without is skipped.
 //! The state (step, exp_avg, exp_avg_sq per parameter) saves and loads as named
 //! tensors, so a resumed run continues bit for bit.
 //!
@@ -56,11 +58,12 @@ impl AdamConfig {
 /// Adam over a fixed list of parameters.
 ///
 /// When all parameters share dtype and device, they are re-pointed (`set_data`) to
-/// views of one contiguous buffer, with the moments likewise flat, so a step is ~10
-/// kernels over the whole model instead of ~8 per parameter (343 parameters in the
-/// seed model: thousands of tiny GPU launches otherwise). The arithmetic per element
-/// is the same either way; a step where some parameter has no gradient, or step
-/// counts differ, takes the per-parameter path.
+/// views of one contiguous buffer, with the moments and the gradients likewise flat, so
+/// a step is ~10 kernels over the whole model instead of ~8 per parameter (343
+/// parameters in the seed model: thousands of tiny GPU launches otherwise), backward
+/// accumulates straight into the flat gradient (no per-step concatenation), and a
+/// data-parallel job all-reduces that one buffer. The arithmetic per element is the same
+/// either way; when step counts differ the per-parameter path is taken.
 #[derive(Debug)]
 pub struct Adam {
     cfg: AdamConfig,
@@ -80,8 +83,26 @@ struct Flat {
     params: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
+    /// Every parameter's `.grad` is a view of this (see csrc/grad_shim.cpp).
+    grad: Tensor,
     /// The shared step count of the flat path, f64 on the parameters' device.
     step: Tensor,
+}
+
+unsafe extern "C" {
+    fn vqtok_grad_last_error() -> *const std::ffi::c_char;
+    fn vqtok_set_grad(param: *mut std::ffi::c_void, grad: *const std::ffi::c_void) -> i32;
+}
+
+/// `param.grad = grad` (same shape, dtype and device).
+fn set_grad(param: &mut Tensor, grad: &Tensor) {
+    // SAFETY: both are live tch tensors (`at::Tensor*`); the shim catches C++ exceptions.
+    let rc = unsafe { vqtok_set_grad(param.as_mut_ptr().cast(), grad.as_ptr().cast()) };
+    if rc != 0 {
+        // SAFETY: the shim returns a NUL-terminated thread-local string.
+        let msg = unsafe { std::ffi::CStr::from_ptr(vqtok_grad_last_error()) };
+        panic!("setting a gradient view: {}", msg.to_string_lossy());
+    }
 }
 
 impl Adam {
@@ -100,12 +121,18 @@ impl Adam {
             let flat_params = Tensor::cat(&parts, 0);
             let exp_avg = flat_params.zeros_like();
             let exp_avg_sq = flat_params.zeros_like();
+            let grad = flat_params.zeros_like();
             let mut offset = 0;
             let (mut avg, mut avg_sq) = (Vec::new(), Vec::new());
             for p in &mut params {
                 let (n, shape) = (p.numel() as i64, p.size());
                 let view = |t: &Tensor| t.narrow(0, offset, n).view(shape.as_slice());
                 tch::no_grad(|| p.set_data(&view(&flat_params)));
+                let mut grad_view = view(&grad);
+                if p.grad().defined() {
+                    tch::no_grad(|| grad_view.copy_(&p.grad()));
+                }
+                set_grad(p, &grad_view);
                 avg.push(view(&exp_avg));
                 avg_sq.push(view(&exp_avg_sq));
                 offset += n;
@@ -118,6 +145,7 @@ impl Adam {
                     params: flat_params,
                     exp_avg,
                     exp_avg_sq,
+                    grad,
                 }),
             )
         } else {
@@ -152,14 +180,44 @@ impl Adam {
     /// still stepped with zeros, which PyTorch's `set_to_none` would skip; in our
     /// loops every parameter of an optimizer gets a gradient each step).
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            p.zero_grad();
+        match &mut self.flat {
+            // (tch's per-tensor zero_grad detaches, which a view does not allow.)
+            Some(flat) => {
+                let _ = flat.grad.zero_();
+            }
+            None => self.params.iter_mut().for_each(Tensor::zero_grad),
         }
+    }
+
+    /// What holds the gradients: the flat buffer, or each parameter's gradient (for a
+    /// data-parallel all-reduce: one collective on the buffer, with no copy).
+    pub fn grad_buffers(&self) -> Vec<Tensor> {
+        match &self.flat {
+            Some(flat) => vec![flat.grad.shallow_clone()],
+            None => self.grads(),
+        }
+    }
+
+    /// Whether every parameter's gradient is still its view of the flat buffer (autograd
+    /// accumulates in place; something that assigned a new `.grad` would break it).
+    fn grads_in_buffer(&self) -> bool {
+        let Some(flat) = &self.flat else {
+            return false;
+        };
+        let base = flat.grad.data_ptr() as usize;
+        let size = flat.grad.kind().elt_size_in_bytes();
+        let mut offset = 0usize;
+        self.params.iter().all(|p| {
+            let g = p.grad();
+            let here = g.defined() && g.data_ptr() as usize == base + offset * size;
+            offset += p.numel();
+            here
+        })
     }
 
     /// The gradients of the parameters that have one (shallow: writing them writes the
     /// gradients), e.g. to average them over the ranks of a data-parallel job.
-    pub fn grads(&self) -> Vec<Tensor> {
+    fn grads(&self) -> Vec<Tensor> {
         self.params
             .iter()
             .map(Tensor::grad)
@@ -206,8 +264,7 @@ impl Adam {
 
     fn update_all(&mut self, ok: Option<&Tensor>) {
         let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).collect();
-        let fused = self.flat.is_some()
-            && grads.iter().all(Tensor::defined)
+        let fused = self.grads_in_buffer()
             && (self.steps_on_device || self.steps.iter().all(|&s| s == self.steps[0]));
         if !fused {
             self.sync_steps();
@@ -218,8 +275,7 @@ impl Adam {
         tch::no_grad(|| {
             if fused {
                 let flat = self.flat.as_mut().expect("checked above");
-                let parts: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
-                let grad = Tensor::cat(&parts, 0);
+                let grad = flat.grad.shallow_clone();
                 if !self.steps_on_device {
                     let _ = flat.step.fill_(self.steps[0] as f64);
                 }
@@ -479,6 +535,8 @@ mod tests {
                     loss
                 };
                 loss.backward();
+                // Backward added into the flat gradient buffer in place.
+                assert!(opt.flat.is_none() || opt.grads_in_buffer());
                 opt.step();
             }
         }

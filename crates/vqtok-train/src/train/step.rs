@@ -116,26 +116,6 @@ pub fn train_step(
     step: u64,
     s: &StepSettings,
 ) -> Result<StepOutcome, TrainError> {
-    let outcome = update(model, statistics, calc, opt_ae, x, step, s)?;
-    // The discriminator's BatchNorm statistics: rank 0's on every rank once its forwards
-    // ran (DDP broadcasts them at the next forward; here they are equal between steps, so
-    // checkpoints and the end-of-run weight check see one value).
-    if let Some(d) = calc.discriminator().filter(|d| d.is_on(step)) {
-        dist::broadcast_from_root(&d.buffers());
-    }
-    Ok(outcome)
-}
-
-/// [`train_step`]'s updates, on this rank's batch.
-fn update(
-    model: &dyn VqModel,
-    statistics: &[Tensor],
-    calc: &mut LossCalculator,
-    opt_ae: &mut Adam,
-    x: &Tensor,
-    step: u64,
-    s: &StepSettings,
-) -> Result<StepOutcome, TrainError> {
     let model_stats = Staged::take(statistics.iter().map(Tensor::shallow_clone).collect());
     let disc_stats = Staged::take(
         calc.discriminator()
@@ -166,7 +146,7 @@ fn update(
     })?;
     opt_ae.zero_grad();
     backward.f_backward()?;
-    dist::average(&opt_ae.grads());
+    dist::average(&opt_ae.grad_buffers());
     if let Some(c) = s.grad_clip {
         let _ = opt_ae.clip_grad_norm(c);
     }
@@ -199,6 +179,12 @@ fn update(
         }
     };
     disc_stats.keep_if(&ok);
+    // The discriminator's BatchNorm statistics: rank 0's on every rank once its forwards
+    // ran (DDP broadcasts them at the next forward; here they are equal between steps, so
+    // checkpoints and the end-of-run weight check see one value).
+    if let Some(d) = calc.discriminator().filter(|d| d.is_on(step)) {
+        dist::broadcast_from_root(&d.buffers());
+    }
     Ok(StepOutcome::Done(StepLog {
         losses,
         x: x.shallow_clone(),

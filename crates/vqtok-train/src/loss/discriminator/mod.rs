@@ -307,7 +307,7 @@ impl Discriminator {
         let applied = ok.logical_and(&dist::finite_everywhere(&d.loss));
         self.opt.zero_grad();
         d.loss.f_backward()?;
-        dist::average(&self.opt.grads());
+        dist::average(&self.opt.grad_buffers());
         if let Some(c) = s.grad_clip {
             let _ = self.opt.clip_grad_norm(c);
         }
