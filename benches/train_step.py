@@ -22,7 +22,8 @@ tests/fixtures/taming_f16_1024_state_dict.tsv):
      codebook of `model_variant: EMAVQ` with vqtok's data init, one EMA update per batch
      and dead-code restarts; distances always in fp32), post_quant_conv, decoder;
   2. the generator loss of VQLPIPSWithDiscriminator: |x - x^| + perceptual_weight * LPIPS
-     (one VGG16 pass over [x; x^], fp32, autocast off), mean, + codebook_weight * vq loss;
+     (VGG16 over x without autograd and over x^ with it, fp32, autocast off), mean,
+     + codebook_weight * vq loss;
      from disc_start on, + d_weight * disc_factor * (-mean D(x^)) with D in train mode;
   3. the adaptive weight as vqtok computes it (--adaptive surrogate, the default): one
      backward through LPIPS and one through D, each stopping at x^ (the seeds s_nll, s_g),
@@ -455,8 +456,10 @@ VGG_SLICES = [[(0, 3, 64), (2, 64, 64)], [(5, 64, 128), (7, 128, 128)],
 
 
 class LPIPS(nn.Module):
-    """LPIPS-VGG v0.1 over [x; x^] in one VGG pass, fp32, frozen (vqtok's loss/lpips.rs),
-    with taming's names (`scaling_layer`, `net.sliceK.N`, `linK.model.1`)."""
+    """LPIPS-VGG v0.1, fp32, frozen (vqtok's loss/lpips.rs), with taming's names
+    (`scaling_layer`, `net.sliceK.N`, `linK.model.1`): the detached real frames' VGG pass
+    without autograd, the reconstructions' with it (as vqtok does, and as taming's two
+    passes do when x needs no gradient)."""
 
     def __init__(self, weights=None):
         super().__init__()
@@ -490,19 +493,24 @@ class LPIPS(nn.Module):
     def train(self, mode=True):  # always eval (project decision 2: no dropout)
         return super().train(False)
 
-    def forward(self, x, y):
-        b = x.shape[0]
-        h = (torch.cat([x.float(), y.float()], 0) - self.scaling_layer.shift) / self.scaling_layer.scale
-        total = 0
+    def taps(self, x):
+        h = (x.float() - self.scaling_layer.shift) / self.scaling_layer.scale
+        out = []
         for k, convs in enumerate(VGG_SLICES):
             if k > 0:
                 h = F.max_pool2d(h, 2, 2)
             sl = getattr(self.net, f"slice{k + 1}")
             for idx, _, _ in convs:
                 h = F.relu(sl.get_submodule(str(idx))(h))
-            n = h / (h.square().sum(1, keepdim=True).sqrt() + 1e-10)
-            d = (n[:b] - n[b:]).square()
-            total = total + getattr(self, f"lin{k}").model[1](d).mean((2, 3), keepdim=True)
+            out.append(h / (h.square().sum(1, keepdim=True).sqrt() + 1e-10))
+        return out
+
+    def forward(self, x, y):
+        with torch.no_grad():
+            real = self.taps(x)
+        total = 0
+        for k, (a, b) in enumerate(zip(real, self.taps(y))):
+            total = total + getattr(self, f"lin{k}").model[1]((a - b).square()).mean((2, 3), keepdim=True)
         return total
 
 

@@ -128,22 +128,26 @@ impl Lpips {
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
         let _fp32 = Autocast::disabled(input.device());
         let batch = input.size()[0];
-        // One VGG pass over both images: VGG has no batch-dependent layers, so this
-        // equals taming's two separate passes and uses the accelerator better.
-        let both = Tensor::cat(&[input.to_kind(self.kind), target.to_kind(self.kind)], 0);
-        let mut h = (both - &self.shift) / &self.scale;
+        let (input, target) = (input.to_kind(self.kind), target.to_kind(self.kind));
+        // VGG has no batch-dependent layers, so any split of the batch gives taming's
+        // two passes. When only the target needs gradients (the generator step: the real
+        // frames are detached), the input's pass runs without autograd: backward then
+        // goes through the reconstructions' half only (through one pass over both, it
+        // would compute the input half's gradients and drop them), and that half's
+        // activations are not kept for it. Otherwise one pass over both.
+        let pairs: Vec<(Tensor, Tensor)> = if !input.requires_grad() && target.requires_grad() {
+            let real = tch::no_grad(|| self.taps(&input));
+            real.into_iter().zip(self.taps(&target)).collect()
+        } else {
+            self.taps(&Tensor::cat(&[input, target], 0))
+                .into_iter()
+                .map(|t| (t.narrow(0, 0, batch), t.narrow(0, batch, batch)))
+                .collect()
+        };
         let mut total: Option<Tensor> = None;
-        for (s, (convs, head)) in self.slices.iter().zip(&self.heads).enumerate() {
-            if s > 0 {
-                h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
-            }
-            for conv in convs {
-                h = conv.forward(&h).relu();
-            }
-            let norm = &h / (h.square().sum_dim_intlist(1, true, self.kind).sqrt() + NORM_EPS);
-            let diff = (norm.narrow(0, 0, batch) - norm.narrow(0, batch, batch)).square();
+        for ((a, b), head) in pairs.into_iter().zip(&self.heads) {
             let d = head
-                .forward(&diff)
+                .forward(&(a - b).square())
                 .mean_dim([2i64, 3].as_slice(), true, self.kind);
             total = Some(match total {
                 Some(t) => t + d,
@@ -151,5 +155,21 @@ impl Lpips {
             });
         }
         total.expect("LPIPS has five taps")
+    }
+
+    /// The channel-normalised VGG features at the five taps of `x` (in [-1, 1]).
+    fn taps(&self, x: &Tensor) -> Vec<Tensor> {
+        let mut h = (x - &self.shift) / &self.scale;
+        let mut taps = Vec::with_capacity(self.slices.len());
+        for (s, convs) in self.slices.iter().enumerate() {
+            if s > 0 {
+                h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            }
+            for conv in convs {
+                h = conv.forward(&h).relu();
+            }
+            taps.push(&h / (h.square().sum_dim_intlist(1, true, self.kind).sqrt() + NORM_EPS));
+        }
+        taps
     }
 }

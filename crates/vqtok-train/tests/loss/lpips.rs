@@ -69,6 +69,32 @@ fn gradients_reach_the_target_but_not_the_frozen_weights() {
     assert!(!d.requires_grad());
 }
 
+/// With a detached real image (the generator step) the real image's VGG pass runs without
+/// autograd; the distance and the gradient into the reconstruction are those of the one
+/// pass over both (taken when both need gradients), to f32 rounding (1e-6 relative).
+#[test]
+fn a_detached_input_gives_the_same_distance_and_target_gradient() {
+    let net = lpips();
+    let grads = |input_grad: bool| {
+        let r = image("ex_ref.png").set_requires_grad(input_grad);
+        let p = image("ex_p0.png").set_requires_grad(true);
+        let d = net.forward(&r, &p).sum(Kind::Float);
+        let g = Tensor::run_backward(&[&d], &[&p], false, false);
+        (scalar(&d), g[0].copy())
+    };
+    let ((split, g_split), (joint, g_joint)) = (grads(false), grads(true));
+    assert!(
+        (split - joint).abs() <= 1e-6 * joint.abs(),
+        "{split} vs {joint}"
+    );
+    let err = scalar(&(&g_split - &g_joint).abs().max());
+    let scale = scalar(&g_joint.abs().max());
+    assert!(
+        err <= 1e-6 * scale,
+        "gradient differs by {err:e} (scale {scale:e})"
+    );
+}
+
 #[test]
 fn a_missing_weights_file_names_the_file_and_the_two_ways_out() {
     let missing = Path::new("/nonexistent/lpips_vgg16_v0.1.safetensors");
