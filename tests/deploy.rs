@@ -51,26 +51,24 @@ fn setup(name: &str, frames: usize) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     (dir, bin, model, corpus)
 }
 
+/// `cargo build --release --quiet ARGS` (a no-op when the caller built it already).
+fn release_build(args: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--quiet"])
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert_status(&out, 0);
+}
+
 /// The release vqtokenize (what a cluster runs), built here if the caller did not.
 fn vqtokenize_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("VQTOK_DEPLOY_VQTOKENIZE") {
         return PathBuf::from(bin);
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "vqtok-infer",
-            "--bin",
-            "vqtokenize",
-        ])
-        .current_dir(workspace_root())
-        .output()
-        .unwrap();
-    assert_status(&out, 0);
+    release_build(&["-p", "vqtok-infer", "--bin", "vqtokenize"]);
     workspace_root().join("target/release/vqtokenize")
 }
 
@@ -354,34 +352,8 @@ fn slurm_array_tokenizes_the_corpus_like_one_process() {
 
 /// The release vqtok-train and, beside it, libvqtok_pydist.so (what a rank loads).
 fn trainer_bin() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "vqtok-train",
-            "--bin",
-            "vqtok-train",
-        ])
-        .current_dir(workspace_root())
-        .output()
-        .unwrap();
-    assert_status(&out, 0);
-    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "vqtok-pydist",
-            "--lib",
-        ])
-        .current_dir(workspace_root())
-        .output()
-        .unwrap();
-    assert_status(&out, 0);
+    release_build(&["-p", "vqtok-train", "--bin", "vqtok-train"]);
+    release_build(&["-p", "vqtok-pydist", "--lib"]);
     workspace_root().join("target/release/vqtok-train")
 }
 

@@ -42,28 +42,41 @@ use crate::util::{root, user_error, venv_python};
 /// The sides the command can time.
 pub const MODES: [&str; 3] = ["vqtok", "eager", "compile"];
 
-/// What `cargo xtask bench-train` was asked.
-#[derive(Debug, Clone)]
+/// What `cargo xtask bench-train` was asked (its flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchTrainArgs {
+    /// param.json of a taming VQGAN (a copy with the bench settings is what both sides read).
+    #[arg(long, default_value = "configs/taming_tiny.json")]
     pub config: PathBuf,
-    /// `cpu`, `cuda` or `cuda:N`.
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Clips per step (each `sequence_length` frames).
+    /// Clips per step (each sequence_length frames; img/s counts frames).
+    #[arg(long, default_value_t = 2)]
     pub batch: usize,
     /// Timed steps.
+    #[arg(long, default_value_t = 10)]
     pub steps: u64,
-    /// Steps before the timed ones (cuDNN autotuning, torch.compile).
+    /// Untimed steps first (cuDNN autotuning, torch.compile).
+    #[arg(long, default_value_t = 3)]
     pub warmup: u64,
-    /// `bf16` or `none`; `None` = the config's `train_args.amp`.
+    /// bf16 or none (default: the config's train_args.amp).
+    #[arg(long)]
     pub amp: Option<String>,
-    /// Intra-op threads of every side (default: each library's own choice).
+    /// Intra-op threads of every side (default: each library's choice).
+    #[arg(long)]
     pub threads: Option<usize>,
+    /// Sides to time, in this order each round: vqtok, eager, compile.
+    #[arg(long, value_delimiter = ',', default_value = "vqtok,eager,compile")]
     pub modes: Vec<String>,
-    /// Rounds over the modes (alternating), medians reported.
+    /// Rounds over the modes (alternating); the table shows medians.
+    #[arg(long, default_value_t = 1)]
     pub repeat: usize,
-    /// `0`.. or `config`.
+    /// First step of the GAN terms and D updates: a step, or `config` for the config's.
+    #[arg(long, default_value = "0")]
     pub disc_start: String,
-    /// Frames per clip (default: the config's).
+    /// Frames per clip (default: the config's data_args.sequence_length).
+    #[arg(long)]
     pub sequence_length: Option<usize>,
 }
 

@@ -165,41 +165,7 @@ enum Command {
         cargo xtask bench-train --config configs/taming_vqgan_f16_1024.json --device cuda --amp bf16 --batch 16 --sequence-length 1 --steps 10 --warmup 10 --repeat 2\n  \
         cargo xtask bench-train --modes vqtok,eager --disc-start config"
     )]
-    BenchTrain {
-        /// param.json of a taming VQGAN (a copy with the bench settings is what both sides read).
-        #[arg(long, default_value = "configs/taming_tiny.json")]
-        config: std::path::PathBuf,
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Clips per step (each sequence_length frames; img/s counts frames).
-        #[arg(long, default_value_t = 2)]
-        batch: usize,
-        /// Timed steps.
-        #[arg(long, default_value_t = 10)]
-        steps: u64,
-        /// Untimed steps first (cuDNN autotuning, torch.compile).
-        #[arg(long, default_value_t = 3)]
-        warmup: u64,
-        /// bf16 or none (default: the config's train_args.amp).
-        #[arg(long)]
-        amp: Option<String>,
-        /// Intra-op threads of every side (default: each library's choice).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Sides to time, in this order each round: vqtok, eager, compile.
-        #[arg(long, value_delimiter = ',', default_value = "vqtok,eager,compile")]
-        modes: Vec<String>,
-        /// Rounds over the modes (alternating); the table shows medians.
-        #[arg(long, default_value_t = 1)]
-        repeat: usize,
-        /// First step of the GAN terms and D updates: a step, or `config` for the config's.
-        #[arg(long, default_value = "0")]
-        disc_start: String,
-        /// Frames per clip (default: the config's data_args.sequence_length).
-        #[arg(long)]
-        sequence_length: Option<usize>,
-    },
+    BenchTrain(bench_train::BenchTrainArgs),
     /// Convert a taming Lightning .ckpt into a safetensors state dict (autoencoder + discriminator).
     #[command(
         after_help = "Example:\n  cargo xtask import-taming --ckpt logs/vqgan/checkpoints/last.ckpt --out model.safetensors"
@@ -222,14 +188,12 @@ fn main() -> ExitCode {
         Command::CheckConfig { files } => check_config::run(&files),
         Command::Train {
             release,
-            nproc_per_node: Some(n),
+            nproc_per_node,
             args,
-        } => train::run_ranks(n, &args, release),
-        Command::Train {
-            release,
-            nproc_per_node: None,
-            args,
-        } => train::run("train", &args, release),
+        } => match nproc_per_node {
+            Some(n) => train::run_ranks(n, &args, release),
+            None => train::run("train", &args, release),
+        },
         Command::Eval { release, args } => train::run("eval", &args, release),
         Command::Export {
             model,
@@ -244,31 +208,7 @@ fn main() -> ExitCode {
             release,
         } => export::verify(&source, &model, &device, release),
         Command::ImportTaming { ckpt, out } => import_taming::run(&ckpt, &out),
-        Command::BenchTrain {
-            config,
-            device,
-            batch,
-            steps,
-            warmup,
-            amp,
-            threads,
-            modes,
-            repeat,
-            disc_start,
-            sequence_length,
-        } => bench_train::run(&bench_train::BenchTrainArgs {
-            config,
-            device,
-            batch,
-            steps,
-            warmup,
-            amp,
-            threads,
-            modes,
-            repeat,
-            disc_start,
-            sequence_length,
-        }),
+        Command::BenchTrain(args) => bench_train::run(&args),
         Command::Demo {
             steps,
             threads,
