@@ -422,14 +422,16 @@ impl Trainer {
             };
             window.time += started.elapsed();
             let step = self.step;
-            let validating = self.out.is_some()
-                && self.no_validation.is_none()
-                && (step.is_multiple_of(t.val_every) || step == total);
+            // The same on every rank (ranks agree on stop and save at report steps);
+            // rank 0 alone validates.
+            let validation_step =
+                self.no_validation.is_none() && (step.is_multiple_of(t.val_every) || step == total);
+            let validating = validation_step && self.out.is_some();
             let reporting = step.is_multiple_of(t.log_every)
                 || step.is_multiple_of(t.image_every)
                 || step.is_multiple_of(t.checkpoint_every)
                 || step == total
-                || validating
+                || validation_step
                 || pending.len() >= t.max_bad_steps as usize;
             // The steps' device flags are read here only; this step is logged if its
             // update was applied.
