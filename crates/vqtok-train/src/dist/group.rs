@@ -8,7 +8,7 @@ use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use super::DistError;
 use super::env::Launch;
@@ -220,15 +220,6 @@ impl Group {
                 }
             }
         });
-    }
-
-    /// A scalar per rank reduced with `op`, as f64 (on this group's device kind).
-    pub fn reduce_scalar(&self, value: f64, op: Reduce, device: Device) -> f64 {
-        let t = Tensor::from_slice(&[value])
-            .to_kind(Kind::Double)
-            .to_device(device);
-        self.all_reduce_(std::slice::from_ref(&t), op);
-        t.double_value(&[0])
     }
 }
 

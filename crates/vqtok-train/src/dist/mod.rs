@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tch::{Device, Tensor};
 
-pub use env::{Launch, first_host};
+pub use env::Launch;
 pub use group::{Group, Reduce};
 
 /// Why a rank could not join its job.
